@@ -1,0 +1,200 @@
+//! The memory service's configuration: one struct per concern, every field with a default.
+//! `src/` layers file → environment → CLI flags on top of [`MemoryConfig::default`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `empo2 memory` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Address to listen on. Loopback unless told otherwise.
+    pub listen: SocketAddr,
+    /// Where the tips are stored.
+    pub backend: BackendKind,
+    /// Directory of the embedded database and its snapshots.
+    pub data_dir: PathBuf,
+    /// The Qdrant server, when `backend = "qdrant"`.
+    pub qdrant: QdrantConfig,
+    /// EMPO² memory rules (ALGORITHM.md §3).
+    pub rules: RulesConfig,
+    /// How text is turned into vectors.
+    pub embedder: EmbedderConfig,
+    /// Size limits on requests.
+    pub limits: LimitsConfig,
+    /// Optional bearer token every request must carry (health checks excepted).
+    pub auth_token: Option<String>,
+    /// Optional TLS: PEM certificate chain and private key.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            backend: BackendKind::Embedded,
+            data_dir: PathBuf::from("data/memory"),
+            qdrant: QdrantConfig::default(),
+            rules: RulesConfig::default(),
+            embedder: EmbedderConfig::default(),
+            limits: LimitsConfig::default(),
+            auth_token: None,
+            tls: None,
+        }
+    }
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// A durable embedded database in `data_dir` (the one-machine default).
+    Embedded,
+    /// A Qdrant server reached through `qdrant-client` (see [`QdrantConfig`]).
+    Qdrant,
+}
+
+/// Where the Qdrant backend finds its server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QdrantConfig {
+    /// gRPC URL, e.g. `http://qdrant:6334`.
+    pub url: String,
+    /// Collection holding every slot (created on first use).
+    pub collection: String,
+    /// Optional API key.
+    pub api_key: Option<String>,
+    /// REST URL (port 6333), used only to recover snapshots, which Qdrant offers over REST
+    /// alone. Empty: `url` with port 6334 replaced by 6333.
+    pub rest_url: String,
+    /// The server's snapshot directory, as the server sees it.
+    pub snapshots_path: String,
+}
+
+impl Default for QdrantConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:6334".into(),
+            collection: "empo2_tips".into(),
+            api_key: None,
+            rest_url: String::new(),
+            snapshots_path: "/qdrant/snapshots".into(),
+        }
+    }
+}
+
+/// How retrieved tips are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Stored episode score, descending (EMPO²).
+    Score,
+    /// Cosine similarity, descending.
+    Similarity,
+}
+
+/// EMPO² memory rules; the defaults are the paper's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Keep entries whose cosine similarity to the query is strictly above this.
+    pub threshold: f32,
+    /// Return at most this many tips.
+    pub limit: u32,
+    /// Ranking of retrieved tips.
+    pub rank_by: RankBy,
+    /// Most tips a slot keeps; the oldest are evicted first.
+    pub cap: u32,
+    /// Most visited states a slot keeps for the novelty count; the oldest are evicted first.
+    pub state_cap: u32,
+    /// Skip an entry whose text is already in its slot.
+    pub dedup: bool,
+    /// A stored state counts as "seen" by Novelty when its similarity is above this.
+    pub novelty_threshold: f32,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            limit: 10,
+            rank_by: RankBy::Score,
+            cap: 1000,
+            state_cap: 1000,
+            dedup: true,
+            novelty_threshold: 0.5,
+        }
+    }
+}
+
+/// Which embedder turns text into vectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedderConfig {
+    /// `minilm` (all-MiniLM-L6-v2 in candle, 384-d) or `hash` (model-free hashed n-grams).
+    pub kind: EmbedderKind,
+    /// Model directory in Hugging Face layout (for `minilm`).
+    pub model_dir: PathBuf,
+    /// Vector dimension of the `hash` embedder (MiniLM is always 384).
+    pub dims: usize,
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            kind: EmbedderKind::Minilm,
+            model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            dims: 384,
+        }
+    }
+}
+
+/// Embedder choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedderKind {
+    /// all-MiniLM-L6-v2: mean pooling, L2-normalised (the EMPO² reference's embedder).
+    Minilm,
+    /// Deterministic hashed word and character n-grams: no model, for tests and first runs.
+    Hash,
+}
+
+/// Request size limits; anything larger is rejected before it is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most entries in one Insert.
+    pub max_batch: usize,
+    /// Most bytes in one text (entry text, key text or query).
+    pub max_text_bytes: usize,
+    /// Most bytes in a slot name.
+    pub max_slot_bytes: usize,
+    /// Largest `limit` a Retrieve may ask for.
+    pub max_limit: u32,
+    /// Largest encoded gRPC message accepted.
+    pub max_message_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            max_text_bytes: 32 * 1024,
+            max_slot_bytes: 128,
+            max_limit: 1000,
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// TLS files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}

@@ -1,0 +1,249 @@
+//! The `TipMemory` gRPC service: validate (wire.rs), embed what needs embedding, call the
+//! store, answer. Generic over the [`TipStore`] backend.
+
+use std::sync::Arc;
+
+use empo2_proto::memory::v1 as pb;
+use empo2_proto::memory::v1::tip_memory_server::TipMemory;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, instrument};
+
+use crate::config::{LimitsConfig, RulesConfig};
+use crate::embed::Embedder;
+use crate::error::MemoryError;
+use crate::latency::Latency;
+use crate::store::{NewEntry, Query, TipStore};
+use crate::wire::{self, Key, Validator};
+
+/// The tip memory service over a store `S`.
+pub struct TipMemoryService<S> {
+    store: S,
+    embedder: Arc<dyn Embedder>,
+    rules: RulesConfig,
+    limits: LimitsConfig,
+    latency: Arc<Latency>,
+}
+
+impl<S: TipStore> TipMemoryService<S> {
+    /// A service answering from `store`, embedding text with `embedder`.
+    pub fn new(
+        store: S,
+        embedder: Arc<dyn Embedder>,
+        rules: RulesConfig,
+        limits: LimitsConfig,
+    ) -> Self {
+        Self {
+            store,
+            embedder,
+            rules,
+            limits,
+            latency: Arc::default(),
+        }
+    }
+
+    fn validator(&self) -> Validator<'_> {
+        Validator {
+            limits: &self.limits,
+            rules: &self.rules,
+            dims: self.embedder.dims(),
+        }
+    }
+
+    /// Turns keys into unit vectors, embedding all texts in one blocking call.
+    async fn vectors(&self, keys: Vec<Key>) -> Result<Vec<Vec<f32>>, MemoryError> {
+        let texts: Vec<String> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Text(t) => Some(t.clone()),
+                Key::Vector(_) => None,
+            })
+            .collect();
+        let mut embedded = if texts.is_empty() {
+            Vec::new()
+        } else {
+            let embedder = self.embedder.clone();
+            let span = tracing::debug_span!("embed", texts = texts.len());
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                embedder.embed(&refs)
+            })
+            .instrument(span)
+            .await
+            .map_err(|e| MemoryError::Config(format!("embedding task failed: {e}")))??
+        }
+        .into_iter();
+        Ok(keys
+            .into_iter()
+            .map(|k| match k {
+                Key::Text(_) => embedded.next().expect("one vector per text"),
+                Key::Vector(v) => v,
+            })
+            .collect())
+    }
+
+    async fn vector(&self, key: Key) -> Result<Vec<f32>, MemoryError> {
+        Ok(self
+            .vectors(vec![key])
+            .await?
+            .pop()
+            .expect("one key, one vector"))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: TipStore> TipMemory for TipMemoryService<S> {
+    #[instrument(name = "memory.insert", skip_all, fields(entries = request.get_ref().entries.len()))]
+    async fn insert(
+        &self,
+        request: Request<pb::InsertRequest>,
+    ) -> Result<Response<pb::InsertResponse>, Status> {
+        let _timer = self.latency.start("Insert");
+        let pending = self.validator().insert(request.into_inner())?;
+        let keys = pending.iter().map(|p| p.key.clone()).collect();
+        let vectors = self.vectors(keys).await?;
+        let entries = pending
+            .into_iter()
+            .zip(vectors)
+            .map(|(p, vector)| NewEntry {
+                slot: p.slot,
+                text: p.text,
+                vector,
+                score: p.score,
+                policy_version: p.policy_version,
+            })
+            .collect();
+        let outcome = self
+            .store
+            .insert(entries)
+            .await
+            .map_err(MemoryError::from)?;
+        metrics::counter!("empo2_memory_inserted_total")
+            .increment(outcome.results.iter().filter(|r| !r.duplicate).count() as u64);
+        metrics::counter!("empo2_memory_evicted_total").increment(outcome.evicted);
+        Ok(Response::new(wire::insert_response(outcome)))
+    }
+
+    #[instrument(name = "memory.retrieve", skip_all, fields(slot = %request.get_ref().slot, hits))]
+    async fn retrieve(
+        &self,
+        request: Request<pb::RetrieveRequest>,
+    ) -> Result<Response<pb::RetrieveResponse>, Status> {
+        let _timer = self.latency.start("Retrieve");
+        let q = self.validator().retrieve(request.into_inner())?;
+        let query = Query {
+            vector: self.vector(q.key).await?,
+            slot: q.slot,
+            threshold: q.threshold,
+            limit: q.limit,
+            rank: q.rank,
+        };
+        let retrieved = self
+            .store
+            .retrieve(query)
+            .await
+            .map_err(MemoryError::from)?;
+        tracing::Span::current().record("hits", retrieved.hits.len());
+        let outcome = if retrieved.hits.is_empty() {
+            "miss"
+        } else {
+            "hit"
+        };
+        metrics::counter!("empo2_memory_retrievals_total", "outcome" => outcome).increment(1);
+        Ok(Response::new(pb::RetrieveResponse {
+            entries: retrieved
+                .hits
+                .into_iter()
+                .map(wire::retrieved_entry)
+                .collect(),
+        }))
+    }
+
+    #[instrument(name = "memory.novelty", skip_all, fields(slot = %request.get_ref().slot))]
+    async fn novelty(
+        &self,
+        request: Request<pb::NoveltyRequest>,
+    ) -> Result<Response<pb::NoveltyResponse>, Status> {
+        let _timer = self.latency.start("Novelty");
+        let n = self.validator().novelty(request.into_inner())?;
+        let vector = self.vector(n.key).await?;
+        let similar = self
+            .store
+            .novelty(n.slot, vector, n.threshold, n.record)
+            .await
+            .map_err(MemoryError::from)?;
+        Ok(Response::new(pb::NoveltyResponse {
+            similar: u32::try_from(similar).unwrap_or(u32::MAX),
+            reward: 1.0 / (similar as f32 + 1.0),
+        }))
+    }
+
+    #[instrument(name = "memory.drop_slot", skip_all, fields(slot = %request.get_ref().slot))]
+    async fn drop_slot(
+        &self,
+        request: Request<pb::DropSlotRequest>,
+    ) -> Result<Response<pb::DropSlotResponse>, Status> {
+        let _timer = self.latency.start("DropSlot");
+        let pb::DropSlotRequest { slot } = request.into_inner();
+        let slot = self.validator().slot("slot", slot)?;
+        let deleted = self
+            .store
+            .drop_slot(slot)
+            .await
+            .map_err(MemoryError::from)?;
+        Ok(Response::new(pb::DropSlotResponse { deleted }))
+    }
+
+    #[instrument(name = "memory.snapshot", skip_all)]
+    async fn snapshot(
+        &self,
+        _request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let _timer = self.latency.start("Snapshot");
+        let info = self.store.snapshot().await.map_err(MemoryError::from)?;
+        tracing::info!(snapshot = %info.id, entries = info.entries, "snapshot taken");
+        Ok(Response::new(pb::SnapshotResponse {
+            snapshot_id: info.id,
+            entries: info.entries,
+        }))
+    }
+
+    #[instrument(name = "memory.restore", skip_all, fields(snapshot = %request.get_ref().snapshot_id))]
+    async fn restore(
+        &self,
+        request: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        let _timer = self.latency.start("Restore");
+        let pb::RestoreRequest { snapshot_id } = request.into_inner();
+        let id = self.validator().snapshot_id(snapshot_id)?;
+        let entries = self.store.restore(id).await.map_err(MemoryError::from)?;
+        tracing::info!(entries, "snapshot restored");
+        Ok(Response::new(pb::RestoreResponse { entries }))
+    }
+
+    #[instrument(name = "memory.stats", skip_all)]
+    async fn stats(
+        &self,
+        _request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        let _timer = self.latency.start("Stats");
+        let slots = self.store.slot_counts().await.map_err(MemoryError::from)?;
+        let latency = self
+            .latency
+            .summary()
+            .into_iter()
+            .map(|m| pb::MethodLatency {
+                method: m.method.to_string(),
+                count: m.count,
+                p50_us: m.p50_us,
+                p99_us: m.p99_us,
+            })
+            .collect();
+        Ok(Response::new(pb::StatsResponse {
+            slots: slots.into_iter().map(wire::slot_stats).collect(),
+            latency,
+            backend: self.store.backend().to_string(),
+            embedder: self.embedder.name().to_string(),
+            dimension: self.embedder.dims() as u32,
+        }))
+    }
+}

@@ -1,0 +1,496 @@
+//! The embedded backend: redb (ACID, crash-safe) is the record of truth; an exact in-memory
+//! index, rebuilt from it on open, answers queries. A write is planned against the index,
+//! committed with an fsync (`Durability::Immediate`), and only then applied to the index and
+//! acknowledged — so an acknowledged insert survives `kill -9`, and a failed one leaves no trace.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::index::{Index, Meta};
+use super::record::Record;
+use super::{
+    InsertOutcome, Inserted, Namespace, NewEntry, Query, Retrieved, SlotCounts, SnapshotInfo,
+    StoreError, TipStore, WriteRules, new_entry_id, now_unix_ms,
+};
+
+/// (namespace, slot, sequence) → encoded [`Record`]. Sequence order is insertion order.
+const ENTRIES: TableDefinition<(u8, &str, u64), &[u8]> = TableDefinition::new("entries");
+/// slot → entries evicted from it by the cap.
+const EVICTIONS: TableDefinition<&str, u64> = TableDefinition::new("evictions");
+/// "space" → the embedder's name and dimension the vectors belong to.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+const DB_FILE: &str = "tips.redb";
+const SNAPSHOT_DIR: &str = "snapshots";
+
+fn ns_byte(ns: Namespace) -> u8 {
+    match ns {
+        Namespace::Tips => 0,
+        Namespace::States => 1,
+    }
+}
+
+fn ns_of(byte: u8) -> Result<Namespace, StoreError> {
+    match byte {
+        0 => Ok(Namespace::Tips),
+        1 => Ok(Namespace::States),
+        other => Err(StoreError::Corrupt(format!("unknown namespace {other}"))),
+    }
+}
+
+/// Tip store in a directory: `tips.redb` plus `snapshots/<id>.redb`.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    dir: PathBuf,
+    rules: WriteRules,
+    /// Serialises writers, so a write is planned against an index no one else changes.
+    writer: Mutex<Writer>,
+    index: RwLock<Index>,
+}
+
+struct Writer {
+    next_seq: u64,
+}
+
+/// A planned insert: what to write and what to evict, decided before the transaction.
+struct Plan {
+    results: Vec<Inserted>,
+    new: Vec<(Namespace, u64, NewEntry, Record)>,
+    evict: Vec<(Namespace, String, u64)>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir` for vectors of the embedding space `space`
+    /// (e.g. "hash-384"); refuses a store written in another space.
+    pub fn open(dir: &Path, space: &str, rules: WriteRules) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir.join(SNAPSHOT_DIR))?;
+        let db = Database::create(dir.join(DB_FILE)).map_err(redb::Error::from)?;
+        check_space(&db, space)?;
+        let (index, next_seq) = load_index(&db)?;
+        tracing::info!(dir = %dir.display(), entries = index.entries(), "opened embedded tip store");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                dir: dir.to_path_buf(),
+                rules,
+                writer: Mutex::new(Writer { next_seq }),
+                index: RwLock::new(index),
+            }),
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+}
+
+/// Records the embedding space on first open; refuses another one later.
+fn check_space(db: &Database, space: &str) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(redb::Error::from)?;
+    {
+        let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
+        let stored = meta
+            .get("space")
+            .map_err(redb::Error::from)?
+            .map(|v| v.value().to_string());
+        match stored {
+            Some(stored) if stored != space => {
+                return Err(StoreError::Incompatible(format!(
+                    "it holds vectors of `{stored}`, but the service embeds with `{space}`; \
+                     use another directory or the same embedder"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("space", space).map_err(redb::Error::from)?;
+            }
+        }
+    }
+    txn.commit().map_err(redb::Error::from)?;
+    Ok(())
+}
+
+/// Reads every entry into a fresh index; returns it with the next free sequence number.
+fn load_index(db: &Database) -> Result<(Index, u64), StoreError> {
+    let mut index = Index::default();
+    let mut next_seq = 0;
+    let txn = db.begin_read().map_err(redb::Error::from)?;
+    let entries = txn.open_table(ENTRIES).map_err(redb::Error::from);
+    if let Ok(entries) = entries {
+        for row in entries.iter().map_err(redb::Error::from)? {
+            let (key, value) = row.map_err(redb::Error::from)?;
+            let (ns, slot, seq) = key.value();
+            let record = Record::decode(value.value())?;
+            next_seq = next_seq.max(seq + 1);
+            let shelf = index
+                .slots
+                .entry(slot.to_string())
+                .or_default()
+                .shelf_mut(ns_of(ns)?);
+            shelf.push(meta_of(seq, &record), &record.vector);
+        }
+    }
+    if let Ok(evictions) = txn.open_table(EVICTIONS) {
+        for row in evictions.iter().map_err(redb::Error::from)? {
+            let (slot, count) = row.map_err(redb::Error::from)?;
+            index
+                .slots
+                .entry(slot.value().to_string())
+                .or_default()
+                .evictions = count.value();
+        }
+    }
+    Ok((index, next_seq))
+}
+
+fn meta_of(seq: u64, r: &Record) -> Meta {
+    Meta {
+        seq,
+        id: r.id.hyphenated().to_string(),
+        score: r.score,
+        policy_version: r.policy_version,
+        created_unix_ms: r.created_unix_ms,
+        text: r.text.clone(),
+    }
+}
+
+impl Inner {
+    fn cap(&self, ns: Namespace) -> usize {
+        match ns {
+            Namespace::Tips => self.rules.cap,
+            Namespace::States => self.rules.state_cap,
+        }
+    }
+
+    /// Decides ids, duplicates and evictions for a batch against the current index.
+    fn plan(&self, writer: &mut Writer, ns: Namespace, entries: Vec<NewEntry>) -> Plan {
+        let index = self.index.read().expect("index lock");
+        let mut plan = Plan {
+            results: Vec::with_capacity(entries.len()),
+            new: Vec::new(),
+            evict: Vec::new(),
+        };
+        let mut batch_texts: HashMap<(String, String), String> = HashMap::new();
+        let mut new_per_slot: HashMap<String, Vec<usize>> = HashMap::new();
+        let created_unix_ms = now_unix_ms();
+        for entry in entries {
+            if self.rules.dedup && ns == Namespace::Tips {
+                let existing = index
+                    .shelf(&entry.slot, ns)
+                    .and_then(|s| s.find_text(&entry.text))
+                    .map(str::to_string)
+                    .or_else(|| {
+                        batch_texts
+                            .get(&(entry.slot.clone(), entry.text.clone()))
+                            .cloned()
+                    });
+                if let Some(id) = existing {
+                    plan.results.push(Inserted {
+                        id,
+                        duplicate: true,
+                    });
+                    continue;
+                }
+            }
+            let record = Record {
+                id: new_entry_id(),
+                score: entry.score,
+                policy_version: entry.policy_version,
+                created_unix_ms,
+                vector: entry.vector.clone(),
+                text: entry.text.clone(),
+            };
+            let id = record.id.hyphenated().to_string();
+            if ns == Namespace::Tips {
+                batch_texts.insert((entry.slot.clone(), entry.text.clone()), id.clone());
+            }
+            plan.results.push(Inserted {
+                id,
+                duplicate: false,
+            });
+            new_per_slot
+                .entry(entry.slot.clone())
+                .or_default()
+                .push(plan.new.len());
+            plan.new.push((ns, writer.next_seq, entry, record));
+            writer.next_seq += 1;
+        }
+        // Oldest first: stored entries (in sequence order), then this batch's own.
+        let cap = self.cap(ns);
+        for (slot, new) in new_per_slot {
+            let stored = index.shelf(&slot, ns).map_or(0, |s| s.len());
+            let excess = (stored + new.len()).saturating_sub(cap);
+            let from_stored = excess.min(stored);
+            if let Some(shelf) = index.shelf(&slot, ns) {
+                plan.evict
+                    .extend(shelf.oldest(from_stored).map(|seq| (ns, slot.clone(), seq)));
+            }
+            for &i in new.iter().take(excess - from_stored) {
+                plan.evict.push((ns, slot.clone(), plan.new[i].1));
+            }
+        }
+        plan
+    }
+
+    /// Plans, commits and applies an insert; the index changes only after the commit.
+    fn insert(
+        &self,
+        ns: Namespace,
+        entries: Vec<NewEntry>,
+        durability: Durability,
+    ) -> Result<InsertOutcome, StoreError> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let plan = self.plan(&mut writer, ns, entries);
+        let evicted_now: HashSet<u64> = plan.evict.iter().map(|e| e.2).collect();
+        let new_seqs: HashSet<u64> = plan.new.iter().map(|n| n.1).collect();
+        let mut evictions_per_slot: HashMap<&str, u64> = HashMap::new();
+        for (_, slot, _) in &plan.evict {
+            *evictions_per_slot.entry(slot.as_str()).or_default() += 1;
+        }
+        let mut txn = self.db.begin_write().map_err(redb::Error::from)?;
+        txn.set_durability(durability)
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(redb::Error::from)?;
+            for (ns, seq, entry, record) in &plan.new {
+                if !evicted_now.contains(seq) {
+                    table
+                        .insert(
+                            (ns_byte(*ns), entry.slot.as_str(), *seq),
+                            record.encode().as_slice(),
+                        )
+                        .map_err(redb::Error::from)?;
+                }
+            }
+            for (ns, slot, seq) in &plan.evict {
+                table
+                    .remove((ns_byte(*ns), slot.as_str(), *seq))
+                    .map_err(redb::Error::from)?;
+            }
+            let mut evictions = txn.open_table(EVICTIONS).map_err(redb::Error::from)?;
+            for (slot, n) in &evictions_per_slot {
+                let before = evictions
+                    .get(*slot)
+                    .map_err(redb::Error::from)?
+                    .map_or(0, |v| v.value());
+                evictions
+                    .insert(*slot, before + n)
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        txn.commit().map_err(redb::Error::from)?;
+
+        let mut index = self.index.write().expect("index lock");
+        for (ns, slot, seq) in &plan.evict {
+            // Stored evictions are the oldest of their shelf: popping the front removes them.
+            // A new entry evicted at once was never written nor indexed.
+            if !new_seqs.contains(seq) {
+                index
+                    .slots
+                    .entry(slot.clone())
+                    .or_default()
+                    .shelf_mut(*ns)
+                    .pop_oldest();
+            }
+        }
+        for (ns, seq, entry, record) in plan.new {
+            if !evicted_now.contains(&seq) {
+                let slot = index.slots.entry(entry.slot).or_default();
+                slot.shelf_mut(ns)
+                    .push(meta_of(seq, &record), &record.vector);
+            }
+        }
+        for (slot, n) in evictions_per_slot {
+            index.slots.entry(slot.to_string()).or_default().evictions += n;
+        }
+        Ok(InsertOutcome {
+            results: plan.results,
+            evicted: plan.evict.len() as u64,
+        })
+    }
+
+    fn drop_slot(&self, slot: &str) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().expect("writer lock");
+        let keys: Vec<(u8, u64)> = {
+            let index = self.index.read().expect("index lock");
+            let Some(s) = index
+                .slots
+                .get(slot)
+                .filter(|s| !s.is_empty() || s.evictions > 0)
+            else {
+                return Err(StoreError::NotFound(format!("slot `{slot}` holds nothing")));
+            };
+            [Namespace::Tips, Namespace::States]
+                .into_iter()
+                .flat_map(|ns| s.shelf(ns).seqs().map(move |seq| (ns_byte(ns), seq)))
+                .collect()
+        };
+        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        {
+            let mut table = txn.open_table(ENTRIES).map_err(redb::Error::from)?;
+            for (ns, seq) in &keys {
+                table.remove((*ns, slot, *seq)).map_err(redb::Error::from)?;
+            }
+            let mut evictions = txn.open_table(EVICTIONS).map_err(redb::Error::from)?;
+            evictions.remove(slot).map_err(redb::Error::from)?;
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        self.index.write().expect("index lock").slots.remove(slot);
+        Ok(keys.len() as u64)
+    }
+
+    fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
+        let _writer = self.writer.lock().expect("writer lock");
+        let id = format!("snap-{}", uuid::Uuid::now_v7().simple());
+        let dir = self.dir.join(SNAPSHOT_DIR);
+        let partial = dir.join(format!("{id}.partial"));
+        let target = Database::create(&partial).map_err(redb::Error::from)?;
+        let entries = copy_all(&self.db, &target)?;
+        drop(target);
+        std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(SnapshotInfo { id, entries })
+    }
+
+    fn restore(&self, id: &str) -> Result<u64, StoreError> {
+        let path = self.dir.join(SNAPSHOT_DIR).join(format!("{id}.redb"));
+        if !path.is_file() {
+            return Err(StoreError::NotFound(format!("no snapshot `{id}`")));
+        }
+        let mut writer = self.writer.lock().expect("writer lock");
+        let source = Database::create(&path).map_err(redb::Error::from)?;
+        let space_of = |db: &Database| -> Result<Option<String>, redb::Error> {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            Ok(meta.get("space")?.map(|v| v.value().to_string()))
+        };
+        let (ours, theirs) = (space_of(&self.db)?, space_of(&source)?);
+        if ours != theirs {
+            return Err(StoreError::Incompatible(format!(
+                "snapshot `{id}` holds vectors of {theirs:?}, this store {ours:?}"
+            )));
+        }
+        let entries = copy_all(&source, &self.db)?;
+        let (index, next_seq) = load_index(&self.db)?;
+        *self.index.write().expect("index lock") = index;
+        writer.next_seq = writer.next_seq.max(next_seq);
+        Ok(entries)
+    }
+}
+
+/// Replaces every table of `to` with the contents of `from` in one transaction.
+fn copy_all(from: &Database, to: &Database) -> Result<u64, StoreError> {
+    let read = from.begin_read().map_err(redb::Error::from)?;
+    let write = to.begin_write().map_err(redb::Error::from)?;
+    let mut copied = 0;
+    {
+        let mut entries = write.open_table(ENTRIES).map_err(redb::Error::from)?;
+        entries.retain(|_, _| false).map_err(redb::Error::from)?;
+        let mut evictions = write.open_table(EVICTIONS).map_err(redb::Error::from)?;
+        evictions.retain(|_, _| false).map_err(redb::Error::from)?;
+        let mut meta = write.open_table(META).map_err(redb::Error::from)?;
+        if let Ok(src) = read.open_table(ENTRIES) {
+            for row in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = row.map_err(redb::Error::from)?;
+                entries
+                    .insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+                copied += 1;
+            }
+        }
+        if let Ok(src) = read.open_table(EVICTIONS) {
+            for row in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = row.map_err(redb::Error::from)?;
+                evictions
+                    .insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        if let Ok(src) = read.open_table(META) {
+            for row in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = row.map_err(redb::Error::from)?;
+                meta.insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+    }
+    write.commit().map_err(redb::Error::from)?;
+    Ok(copied)
+}
+
+impl TipStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn insert(&self, entries: Vec<NewEntry>) -> Result<InsertOutcome, StoreError> {
+        self.blocking(move |s| s.insert(Namespace::Tips, entries, Durability::Immediate))
+            .await
+    }
+
+    async fn retrieve(&self, query: Query) -> Result<Retrieved, StoreError> {
+        let index = self.inner.index.read().expect("index lock");
+        Ok(index
+            .shelf(&query.slot, Namespace::Tips)
+            .map(|shelf| shelf.retrieve(&query))
+            .unwrap_or_default())
+    }
+
+    async fn novelty(
+        &self,
+        slot: String,
+        vector: Vec<f32>,
+        threshold: f32,
+        record: bool,
+    ) -> Result<u64, StoreError> {
+        let similar = {
+            let index = self.inner.index.read().expect("index lock");
+            index
+                .shelf(&slot, Namespace::States)
+                .map_or(0, |s| s.count_similar(&vector, threshold))
+        };
+        if record {
+            let state = NewEntry {
+                slot,
+                text: String::new(),
+                vector,
+                score: 0.0,
+                policy_version: 0,
+            };
+            // A lost state only makes a later visit look a little more novel: no fsync.
+            self.blocking(move |s| s.insert(Namespace::States, vec![state], Durability::None))
+                .await?;
+        }
+        Ok(similar)
+    }
+
+    async fn drop_slot(&self, slot: String) -> Result<u64, StoreError> {
+        self.blocking(move |s| s.drop_slot(&slot)).await
+    }
+
+    async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
+        self.blocking(|s| s.snapshot()).await
+    }
+
+    async fn restore(&self, id: String) -> Result<u64, StoreError> {
+        self.blocking(move |s| s.restore(&id)).await
+    }
+
+    async fn slot_counts(&self) -> Result<Vec<SlotCounts>, StoreError> {
+        Ok(self.inner.index.read().expect("index lock").counts())
+    }
+}

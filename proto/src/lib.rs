@@ -1,0 +1,57 @@
+//! The empo2 wire: every message and service that crosses a process boundary.
+//!
+//! - [`memory`]: `TipMemory`, the tip memory service.
+//! - [`env`]: `Environment`, served by built-in worlds and by bridges in any language.
+//! - [`learner`]: `Learner`, leases, trajectories and weight broadcast.
+//! - [`codec`]: the prost codec with malformed requests reported as `INVALID_ARGUMENT`.
+//! - [`standard_services`]: gRPC health and reflection, shared by every server.
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+
+/// The tip memory service (`empo2.memory.v1`).
+pub mod memory {
+    /// Version 1.
+    #[allow(missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("empo2.memory.v1");
+    }
+}
+
+/// The environment protocol (`empo2.env.v1`).
+pub mod env {
+    /// Version 1.
+    #[allow(missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("empo2.env.v1");
+    }
+}
+
+/// The learner service (`empo2.learner.v1`).
+pub mod learner {
+    /// Version 1.
+    #[allow(missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("empo2.learner.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every empo2 proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/empo2_descriptor.bin"));
+
+/// Builds gRPC health and reflection (over every empo2 proto) for a server, as used by
+/// grpcurl and Kubernetes probes. Returns the reporter that sets the serving status and the
+/// routes to add with `Server::builder().add_routes(..)`.
+pub fn standard_services() -> (tonic_health::server::HealthReporter, tonic::service::Routes) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor set compiled into this crate is valid");
+    (
+        reporter,
+        tonic::service::Routes::new(health).add_service(reflection),
+    )
+}

@@ -1,0 +1,27 @@
+//! One file per subcommand; the enum's doc comments are the `--help` text.
+
+mod bench;
+mod memory;
+
+use std::path::Path;
+
+use clap::Subcommand;
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
+    Memory(memory::Args),
+    /// Measure a component and print its figures beside a reference.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+/// Runs a subcommand.
+pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = crate::config::load(config)?;
+    match command {
+        Command::Memory(args) => memory::run(args, cfg.memory).await,
+        Command::Bench(command) => bench::run(command, cfg).await,
+    }
+}

@@ -1,0 +1,42 @@
+//! Assembles the configuration of every service from layers: defaults → TOML file →
+//! `EMPO2__SECTION__KEY` environment variables (as docker compose and Kubernetes set them)
+//! → command-line flags (applied by each subcommand). Each crate owns its config struct.
+
+use std::path::Path;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use memory_service::MemoryConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[memory]`: the tip memory service.
+    pub memory: MemoryConfig,
+}
+
+/// Loads defaults, then `path` (if given), then the environment.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = path {
+        anyhow::ensure!(
+            path.is_file(),
+            "config file {} does not exist",
+            path.display()
+        );
+        figment = figment.merge(Toml::file(path));
+    }
+    figment
+        .merge(Env::prefixed("EMPO2__").split("__"))
+        .extract()
+        .with_context(|| match path {
+            Some(p) => format!(
+                "invalid configuration in {} or EMPO2__* variables",
+                p.display()
+            ),
+            None => "invalid configuration in EMPO2__* variables".to_string(),
+        })
+}

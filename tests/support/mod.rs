@@ -1,0 +1,69 @@
+//! Helpers for tests that run the real `empo2` binary as child processes.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `empo2` child; killed (SIGKILL) when dropped.
+pub struct Service {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Starts `empo2 <args>` and waits for its "… listening on ADDR" line on stdout.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Service {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_empo2"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start empo2");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.split(" listening on ").nth(1) {
+                tx.send(addr.trim().parse::<SocketAddr>().expect("address"))
+                    .ok();
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("empo2 did not report its address within 60 s");
+    Service { child, addr }
+}
+
+/// `empo2 memory` on a free loopback port with the model-free embedder, storing in `dir`.
+pub fn spawn_memory(dir: &Path) -> Service {
+    spawn(
+        &[
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--embedder",
+            "hash",
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    )
+}
+
+/// Kills a service with SIGKILL (no chance to flush or clean up) and reaps it.
+pub fn kill_9(mut service: Service) {
+    service.child.kill().expect("SIGKILL");
+    service.child.wait().expect("reap");
+}
