@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use empo2_proto::memory::v1::tip_memory_server::TipMemoryServer;
+use empo2_proto::memory::v1::tip_memory_server::{self, TipMemoryServer};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::{BackendKind, MemoryConfig};
@@ -69,7 +69,8 @@ pub async fn serve_store<S: TipStore>(
     let memory = TipMemoryServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let (health, standard_routes) = empo2_proto::standard_services();
+    let (health, standard_routes) =
+        empo2_proto::standard_services(&[tip_memory_server::SERVICE_NAME]);
     health
         .set_serving::<TipMemoryServer<TipMemoryService<S>>>()
         .await;
@@ -92,8 +93,16 @@ pub async fn serve_store<S: TipStore>(
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_routes(standard_routes)
         .add_service(memory)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     tracing::info!("memory service stopped");
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off: a request of a few KB otherwise waits
+/// for a delayed ACK (~40 ms on Linux) before its last segment is sent.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(30)))
 }

@@ -99,7 +99,7 @@ impl Reference {
     /// Ids in rank order, or None when a near-tie makes the exact order depend on rounding.
     fn retrieve(&self, p: &Probe) -> Option<Vec<String>> {
         let q = wide(&unit(&p.vector).unwrap());
-        let mut hits: Vec<(f64, f64, &str)> = Vec::new();
+        let mut hits: Vec<(f64, f64, &str, &[f64])> = Vec::new();
         for (slot, _, v, score, id) in &self.entries {
             if *slot != p.slot {
                 continue;
@@ -109,19 +109,21 @@ impl Reference {
                 return None;
             }
             if sim > f64::from(p.threshold) {
-                hits.push((*score, sim, id));
+                hits.push((*score, sim, id, v));
             }
         }
+        // Two candidates whose order hangs on similarity, with similarities within rounding
+        // of each other, are only comparable when their vectors are identical (then the store
+        // computes the same float for both and falls back to ids, as the reference does).
         for a in &hits {
             for b in &hits {
                 let same_key = !p.by_score || a.0 == b.0;
-                let near = (a.1 - b.1).abs();
-                if same_key && near > 0.0 && near < 1e-5 {
+                let near = (a.1 - b.1).abs() < 1e-5;
+                if same_key && near && a.3 != b.3 {
                     return None;
                 }
             }
         }
-        let mut hits: Vec<(f64, f64, &str)> = hits;
         hits.sort_by(|a, b| {
             let by_sim = b.1.partial_cmp(&a.1).unwrap();
             let key = if p.by_score {

@@ -41,15 +41,24 @@ pub mod learner {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/empo2_descriptor.bin"));
 
-/// Builds gRPC health and reflection (over every empo2 proto) for a server, as used by
-/// grpcurl and Kubernetes probes. Returns the reporter that sets the serving status and the
-/// routes to add with `Server::builder().add_routes(..)`.
-pub fn standard_services() -> (tonic_health::server::HealthReporter, tonic::service::Routes) {
+/// Builds gRPC health and reflection for a server that serves `services` (full names, e.g.
+/// `tip_memory_server::SERVICE_NAME`), as used by grpcurl and Kubernetes probes. Returns the
+/// reporter that sets the serving status and the routes to add with
+/// `Server::builder().add_routes(..)`. Reflection lists exactly the served services plus health.
+pub fn standard_services(
+    services: &[&str],
+) -> (tonic_health::server::HealthReporter, tonic::service::Routes) {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
+    let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for service in services {
+        reflection = reflection.with_service_name(*service);
+    }
+    let reflection = reflection
         .build_v1()
-        .expect("the descriptor set compiled into this crate is valid");
+        .expect("the descriptor sets compiled into this crate are valid");
     (
         reporter,
         tonic::service::Routes::new(health).add_service(reflection),

@@ -1,4 +1,5 @@
 //! Helpers for tests that run the real `empo2` binary as child processes.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

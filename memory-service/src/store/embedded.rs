@@ -72,8 +72,8 @@ impl EmbeddedStore {
     /// (e.g. "hash-384"); refuses a store written in another space.
     pub fn open(dir: &Path, space: &str, rules: WriteRules) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir.join(SNAPSHOT_DIR))?;
-        let db = Database::create(dir.join(DB_FILE)).map_err(redb::Error::from)?;
-        check_space(&db, space)?;
+        let db = Database::create(dir.join(DB_FILE))?;
+        init_tables(&db, space)?;
         let (index, next_seq) = load_index(&db)?;
         tracing::info!(dir = %dir.display(), entries = index.entries(), "opened embedded tip store");
         Ok(Self {
@@ -98,15 +98,15 @@ impl EmbeddedStore {
     }
 }
 
-/// Records the embedding space on first open; refuses another one later.
-fn check_space(db: &Database, space: &str) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(redb::Error::from)?;
+/// Creates the tables on first open and records the embedding space; refuses a store written
+/// in another space later.
+fn init_tables(db: &Database, space: &str) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
     {
-        let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
-        let stored = meta
-            .get("space")
-            .map_err(redb::Error::from)?
-            .map(|v| v.value().to_string());
+        txn.open_table(ENTRIES)?;
+        txn.open_table(EVICTIONS)?;
+        let mut meta = txn.open_table(META)?;
+        let stored = meta.get("space")?.map(|v| v.value().to_string());
         match stored {
             Some(stored) if stored != space => {
                 return Err(StoreError::Incompatible(format!(
@@ -116,11 +116,11 @@ fn check_space(db: &Database, space: &str) -> Result<(), StoreError> {
             }
             Some(_) => {}
             None => {
-                meta.insert("space", space).map_err(redb::Error::from)?;
+                meta.insert("space", space)?;
             }
         }
     }
-    txn.commit().map_err(redb::Error::from)?;
+    txn.commit()?;
     Ok(())
 }
 
@@ -128,11 +128,10 @@ fn check_space(db: &Database, space: &str) -> Result<(), StoreError> {
 fn load_index(db: &Database) -> Result<(Index, u64), StoreError> {
     let mut index = Index::default();
     let mut next_seq = 0;
-    let txn = db.begin_read().map_err(redb::Error::from)?;
-    let entries = txn.open_table(ENTRIES).map_err(redb::Error::from);
-    if let Ok(entries) = entries {
-        for row in entries.iter().map_err(redb::Error::from)? {
-            let (key, value) = row.map_err(redb::Error::from)?;
+    let txn = db.begin_read()?;
+    {
+        for row in txn.open_table(ENTRIES)?.iter()? {
+            let (key, value) = row?;
             let (ns, slot, seq) = key.value();
             let record = Record::decode(value.value())?;
             next_seq = next_seq.max(seq + 1);
@@ -144,9 +143,9 @@ fn load_index(db: &Database) -> Result<(Index, u64), StoreError> {
             shelf.push(meta_of(seq, &record), &record.vector);
         }
     }
-    if let Ok(evictions) = txn.open_table(EVICTIONS) {
-        for row in evictions.iter().map_err(redb::Error::from)? {
-            let (slot, count) = row.map_err(redb::Error::from)?;
+    {
+        for row in txn.open_table(EVICTIONS)?.iter()? {
+            let (slot, count) = row?;
             index
                 .slots
                 .entry(slot.value().to_string())
@@ -261,38 +260,28 @@ impl Inner {
         for (_, slot, _) in &plan.evict {
             *evictions_per_slot.entry(slot.as_str()).or_default() += 1;
         }
-        let mut txn = self.db.begin_write().map_err(redb::Error::from)?;
-        txn.set_durability(durability)
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability)?;
         {
-            let mut table = txn.open_table(ENTRIES).map_err(redb::Error::from)?;
+            let mut table = txn.open_table(ENTRIES)?;
             for (ns, seq, entry, record) in &plan.new {
                 if !evicted_now.contains(seq) {
-                    table
-                        .insert(
-                            (ns_byte(*ns), entry.slot.as_str(), *seq),
-                            record.encode().as_slice(),
-                        )
-                        .map_err(redb::Error::from)?;
+                    table.insert(
+                        (ns_byte(*ns), entry.slot.as_str(), *seq),
+                        record.encode().as_slice(),
+                    )?;
                 }
             }
             for (ns, slot, seq) in &plan.evict {
-                table
-                    .remove((ns_byte(*ns), slot.as_str(), *seq))
-                    .map_err(redb::Error::from)?;
+                table.remove((ns_byte(*ns), slot.as_str(), *seq))?;
             }
-            let mut evictions = txn.open_table(EVICTIONS).map_err(redb::Error::from)?;
+            let mut evictions = txn.open_table(EVICTIONS)?;
             for (slot, n) in &evictions_per_slot {
-                let before = evictions
-                    .get(*slot)
-                    .map_err(redb::Error::from)?
-                    .map_or(0, |v| v.value());
-                evictions
-                    .insert(*slot, before + n)
-                    .map_err(redb::Error::from)?;
+                let before = evictions.get(*slot)?.map_or(0, |v| v.value());
+                evictions.insert(*slot, before + n)?;
             }
         }
-        txn.commit().map_err(redb::Error::from)?;
+        txn.commit()?;
 
         let mut index = self.index.write().expect("index lock");
         for (ns, slot, seq) in &plan.evict {
@@ -339,16 +328,16 @@ impl Inner {
                 .flat_map(|ns| s.shelf(ns).seqs().map(move |seq| (ns_byte(ns), seq)))
                 .collect()
         };
-        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        let txn = self.db.begin_write()?;
         {
-            let mut table = txn.open_table(ENTRIES).map_err(redb::Error::from)?;
+            let mut table = txn.open_table(ENTRIES)?;
             for (ns, seq) in &keys {
-                table.remove((*ns, slot, *seq)).map_err(redb::Error::from)?;
+                table.remove((*ns, slot, *seq))?;
             }
-            let mut evictions = txn.open_table(EVICTIONS).map_err(redb::Error::from)?;
-            evictions.remove(slot).map_err(redb::Error::from)?;
+            let mut evictions = txn.open_table(EVICTIONS)?;
+            evictions.remove(slot)?;
         }
-        txn.commit().map_err(redb::Error::from)?;
+        txn.commit()?;
         self.index.write().expect("index lock").slots.remove(slot);
         Ok(keys.len() as u64)
     }
@@ -358,7 +347,7 @@ impl Inner {
         let id = format!("snap-{}", uuid::Uuid::now_v7().simple());
         let dir = self.dir.join(SNAPSHOT_DIR);
         let partial = dir.join(format!("{id}.partial"));
-        let target = Database::create(&partial).map_err(redb::Error::from)?;
+        let target = Database::create(&partial)?;
         let entries = copy_all(&self.db, &target)?;
         drop(target);
         std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
@@ -372,7 +361,7 @@ impl Inner {
             return Err(StoreError::NotFound(format!("no snapshot `{id}`")));
         }
         let mut writer = self.writer.lock().expect("writer lock");
-        let source = Database::create(&path).map_err(redb::Error::from)?;
+        let source = Database::create(&path)?;
         let space_of = |db: &Database| -> Result<Option<String>, redb::Error> {
             let txn = db.begin_read()?;
             let meta = txn.open_table(META)?;
@@ -392,44 +381,38 @@ impl Inner {
     }
 }
 
-/// Replaces every table of `to` with the contents of `from` in one transaction.
+/// Replaces every table of `to` with the contents of `from` in one transaction; returns the
+/// number of entries copied.
 fn copy_all(from: &Database, to: &Database) -> Result<u64, StoreError> {
-    let read = from.begin_read().map_err(redb::Error::from)?;
-    let write = to.begin_write().map_err(redb::Error::from)?;
-    let mut copied = 0;
-    {
-        let mut entries = write.open_table(ENTRIES).map_err(redb::Error::from)?;
-        entries.retain(|_, _| false).map_err(redb::Error::from)?;
-        let mut evictions = write.open_table(EVICTIONS).map_err(redb::Error::from)?;
-        evictions.retain(|_, _| false).map_err(redb::Error::from)?;
-        let mut meta = write.open_table(META).map_err(redb::Error::from)?;
-        if let Ok(src) = read.open_table(ENTRIES) {
-            for row in src.iter().map_err(redb::Error::from)? {
-                let (k, v) = row.map_err(redb::Error::from)?;
-                entries
-                    .insert(k.value(), v.value())
-                    .map_err(redb::Error::from)?;
-                copied += 1;
-            }
-        }
-        if let Ok(src) = read.open_table(EVICTIONS) {
-            for row in src.iter().map_err(redb::Error::from)? {
-                let (k, v) = row.map_err(redb::Error::from)?;
-                evictions
-                    .insert(k.value(), v.value())
-                    .map_err(redb::Error::from)?;
-            }
-        }
-        if let Ok(src) = read.open_table(META) {
-            for row in src.iter().map_err(redb::Error::from)? {
-                let (k, v) = row.map_err(redb::Error::from)?;
-                meta.insert(k.value(), v.value())
-                    .map_err(redb::Error::from)?;
-            }
-        }
-    }
-    write.commit().map_err(redb::Error::from)?;
+    let read = from.begin_read()?;
+    let write = to.begin_write()?;
+    let copied = copy_table(&read, &write, ENTRIES)?;
+    copy_table(&read, &write, EVICTIONS)?;
+    copy_table(&read, &write, META)?;
+    write.commit()?;
     Ok(copied)
+}
+
+/// Clears `table` in `write` and fills it with its rows in `read`; returns the row count.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    write: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    let mut dest = write.open_table(table)?;
+    dest.retain(|_, _| false)?;
+    let source = match read.open_table(table) {
+        Ok(source) => source,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut rows = 0;
+    for row in source.iter()? {
+        let (k, v) = row?;
+        dest.insert(k.value(), v.value())?;
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 impl TipStore for EmbeddedStore {
@@ -464,13 +447,7 @@ impl TipStore for EmbeddedStore {
                 .map_or(0, |s| s.count_similar(&vector, threshold))
         };
         if record {
-            let state = NewEntry {
-                slot,
-                text: String::new(),
-                vector,
-                score: 0.0,
-                policy_version: 0,
-            };
+            let state = NewEntry::state(slot, vector);
             // A lost state only makes a later visit look a little more novel: no fsync.
             self.blocking(move |s| s.insert(Namespace::States, vec![state], Durability::None))
                 .await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{Hit, Namespace, Query, Retrieved, SlotCounts, rank_hits};
+use super::{Hit, Namespace, Query, Retrieved, SlotCounts, rank_order};
 use crate::embed::dot;
 
 /// What the index keeps of an entry besides its vector.
@@ -96,9 +96,15 @@ impl Shelf {
         self.scan(query, threshold).count() as u64
     }
 
+    /// Ranks the candidates by position and builds hits only for the `limit` kept.
     pub(crate) fn retrieve(&self, q: &Query) -> Retrieved {
-        let hits = self
-            .scan(&q.vector, q.threshold)
+        let mut candidates: Vec<(usize, f32)> = self.scan(&q.vector, q.threshold).collect();
+        let key =
+            |&(pos, sim): &(usize, f32)| (self.metas[pos].score, sim, self.metas[pos].id.as_str());
+        candidates.sort_by(|a, b| rank_order(q.rank, key(a), key(b)));
+        candidates.truncate(q.limit);
+        let hits = candidates
+            .into_iter()
             .map(|(pos, similarity)| {
                 let m = &self.metas[pos];
                 Hit {
@@ -111,7 +117,7 @@ impl Shelf {
                 }
             })
             .collect();
-        rank_hits(hits, q.rank, q.limit)
+        Retrieved { hits }
     }
 }
 

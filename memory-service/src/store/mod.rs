@@ -38,6 +38,19 @@ pub struct NewEntry {
     pub policy_version: u64,
 }
 
+impl NewEntry {
+    /// A visited state of `slot` (states have no text or score).
+    pub fn state(slot: String, vector: Vec<f32>) -> Self {
+        Self {
+            slot,
+            text: String::new(),
+            vector,
+            score: 0.0,
+            policy_version: 0,
+        }
+    }
+}
+
 /// The outcome of one inserted entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
@@ -152,6 +165,30 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// Every redb error converts (through `redb::Error`) into [`StoreError::Database`].
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(e: $error) -> Self {
+                Self::Database(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::SetDurabilityError> for StoreError {
+    fn from(e: redb::SetDurabilityError) -> Self {
+        Self::Io(std::io::Error::other(e))
+    }
+}
+
 /// The storage interface the service is written against. Implementations enforce the write
 /// rules (dedup, caps) and compute retrieval exactly (threshold, then rank, then limit).
 pub trait TipStore: Send + Sync + 'static {
@@ -190,22 +227,26 @@ pub trait TipStore: Send + Sync + 'static {
     fn slot_counts(&self) -> impl Future<Output = Result<Vec<SlotCounts>, StoreError>> + Send;
 }
 
-/// Orders candidates by the EMPO² rule and keeps the first `limit`: by score (descending),
-/// ties by similarity (descending), then by id; or by similarity, ties by id.
+/// The EMPO² order of two candidates given as (score, similarity, id): by score descending,
+/// ties by similarity descending, then by id; or by similarity, ties by id.
+pub fn rank_order(rank: RankBy, a: (f32, f32, &str), b: (f32, f32, &str)) -> std::cmp::Ordering {
+    let by_similarity = b.1.total_cmp(&a.1);
+    let key = match rank {
+        RankBy::Score => b.0.total_cmp(&a.0).then(by_similarity),
+        RankBy::Similarity => by_similarity,
+    };
+    key.then_with(|| a.2.cmp(b.2))
+}
+
+/// Orders hits by [`rank_order`] and keeps the first `limit`.
 pub fn rank_hits(mut hits: Vec<Hit>, rank: RankBy, limit: usize) -> Retrieved {
-    match rank {
-        RankBy::Score => hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.similarity.total_cmp(&a.similarity))
-                .then_with(|| a.id.cmp(&b.id))
-        }),
-        RankBy::Similarity => hits.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then_with(|| a.id.cmp(&b.id))
-        }),
-    }
+    hits.sort_by(|a, b| {
+        rank_order(
+            rank,
+            (a.score, a.similarity, &a.id),
+            (b.score, b.similarity, &b.id),
+        )
+    });
     hits.truncate(limit);
     Retrieved { hits }
 }

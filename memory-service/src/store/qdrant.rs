@@ -423,13 +423,7 @@ impl TipStore for QdrantStore {
             .filter(|p| p.score > threshold)
             .count() as u64;
         if record {
-            let state = NewEntry {
-                slot: slot.clone(),
-                text: String::new(),
-                vector,
-                score: 0.0,
-                policy_version: 0,
-            };
+            let state = NewEntry::state(slot.clone(), vector);
             let point = self.point(
                 Namespace::States,
                 &new_entry_id().hyphenated().to_string(),
