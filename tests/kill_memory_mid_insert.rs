@@ -4,7 +4,8 @@
 //! 2. four clients stream insert batches concurrently and record every acknowledged entry
 //! 3. after ~1.5 s, kill -9 the service while inserts are in flight
 //! 4. restart `empo2 memory` on the same directory
-//! 5. every acknowledged entry is retrievable, with its text
+//! 5. every acknowledged entry is retrievable, with its text, and every batch that was in
+//!    flight is there whole or not at all
 
 mod support;
 
@@ -51,9 +52,15 @@ async fn acknowledged_inserts_survive_kill_9() {
     eprintln!("2. stream inserts from 4 clients");
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let in_flight = Arc::new(Mutex::new(Vec::<u64>::new()));
     let mut writers = Vec::new();
     for _ in 0..4 {
-        let (mut client, next, acked) = (client.clone(), next.clone(), acked.clone());
+        let (mut client, next, acked, in_flight) = (
+            client.clone(),
+            next.clone(),
+            acked.clone(),
+            in_flight.clone(),
+        );
         writers.push(tokio::spawn(async move {
             loop {
                 let first = next.fetch_add(3, Ordering::SeqCst);
@@ -63,7 +70,11 @@ async fn acknowledged_inserts_survive_kill_9() {
                 };
                 match client.insert(request).await {
                     Ok(_) => acked.lock().unwrap().extend(ids),
-                    Err(_) => return, // the service is gone
+                    Err(_) => {
+                        // The service is gone; this batch may or may not have committed.
+                        in_flight.lock().unwrap().push(first);
+                        return;
+                    }
                 }
             }
         }));

@@ -46,6 +46,42 @@ impl Default for MemoryConfig {
     }
 }
 
+impl MemoryConfig {
+    /// Checks that the settings can work together; the service refuses to start otherwise.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = &self.rules;
+        let l = &self.limits;
+        for (name, t) in [
+            ("rules.threshold", r.threshold),
+            ("rules.novelty_threshold", r.novelty_threshold),
+        ] {
+            if !(-1.0..=1.0).contains(&t) {
+                return Err(format!("{name} is {t}; a cosine threshold lies in [-1, 1]"));
+            }
+        }
+        if r.limit == 0 || r.limit > l.max_limit {
+            return Err(format!(
+                "rules.limit is {}; it must be between 1 and limits.max_limit ({})",
+                r.limit, l.max_limit
+            ));
+        }
+        if r.cap == 0 || r.state_cap == 0 {
+            return Err("rules.cap and rules.state_cap must be at least 1".into());
+        }
+        if l.max_batch == 0
+            || l.max_text_bytes == 0
+            || l.max_slot_bytes == 0
+            || l.max_message_bytes < 1024
+        {
+            return Err("limits must be positive (max_message_bytes at least 1024)".into());
+        }
+        if self.embedder.dims == 0 {
+            return Err("embedder.dims must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Storage backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,7 +34,9 @@ impl From<MemoryError> for Status {
             MemoryError::Store(StoreError::Corrupt(_)) => Status::data_loss(message),
             MemoryError::Store(StoreError::Incompatible(_)) => Status::failed_precondition(message),
             MemoryError::Store(StoreError::Qdrant(_)) => Status::unavailable(message),
-            MemoryError::Store(StoreError::Database(_) | StoreError::Io(_))
+            MemoryError::Store(
+                StoreError::Database(_) | StoreError::Io(_) | StoreError::Backend(_),
+            )
             | MemoryError::Embed(_)
             | MemoryError::Config(_)
             | MemoryError::Transport(_) => Status::internal(message),

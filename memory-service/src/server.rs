@@ -23,6 +23,7 @@ pub async fn serve(
     cfg: MemoryConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MemoryError> {
+    cfg.validate().map_err(MemoryError::Config)?;
     let embed_cfg = cfg.embedder.clone();
     let embedder = tokio::task::spawn_blocking(move || embed::build(&embed_cfg))
         .await

@@ -184,7 +184,8 @@ impl Validator<'_> {
                     slot: self.slot(&format!("{field}.slot"), slot)?,
                     text: self.text(&format!("{field}.text"), text)?,
                     key: self.key(&format!("{field}.key"), key_text, key_vector)?,
-                    score,
+                    // -0.0 becomes 0.0, so equal scores tie as the ranking rule says.
+                    score: score + 0.0,
                     policy_version,
                 })
             })

@@ -123,6 +123,26 @@ async fn cap_evicts_oldest_first<S: TipStore>(store: &S) {
     assert_eq!((s.tips, s.evictions), (3, 2));
 }
 
+async fn eviction_spans_stored_and_new_entries<S: TipStore>(store: &S) {
+    for t in ["s1", "s2"] {
+        store
+            .insert(vec![entry("e", t, vec_at(0, 0.0), 1.0)])
+            .await
+            .unwrap();
+    }
+    let batch = ["n1", "n2", "n3", "n4"]
+        .map(|t| entry("e", t, vec_at(0, 0.0), 1.0))
+        .to_vec();
+    assert_eq!(store.insert(batch).await.unwrap().evicted, 3);
+    let mut left = texts(store, query("e", vec_at(0, 0.0), 10, RankBy::Score)).await;
+    left.sort();
+    assert_eq!(
+        left,
+        ["n2", "n3", "n4"],
+        "both stored entries and the oldest new one went"
+    );
+}
+
 async fn retrieve_keeps_above_threshold_ranks_by_score_then_limits<S: TipStore>(store: &S) {
     store
         .insert(vec![
@@ -353,6 +373,7 @@ macro_rules! conformance {
 conformance!(
     dedup_skips_exact_text_within_a_slot,
     cap_evicts_oldest_first,
+    eviction_spans_stored_and_new_entries,
     retrieve_keeps_above_threshold_ranks_by_score_then_limits,
     slots_are_isolated_and_unknown_slots_are_empty,
     drop_slot_removes_tips_and_states,
@@ -403,6 +424,32 @@ async fn embedded_store_survives_reopen_and_refuses_another_embedding_space() {
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("opened a store of another embedding space"),
     }
+}
+
+#[tokio::test]
+async fn a_duplicate_of_an_entry_the_batch_evicts_is_stored_again() {
+    let (store, _dir) = embedded();
+    for t in ["t0", "t1", "t2"] {
+        store
+            .insert(vec![entry("d", t, vec_at(0, 0.0), 1.0)])
+            .await
+            .unwrap();
+    }
+    // t3 evicts t0; then t0 is no longer in the slot, so it is new (and evicts t1).
+    let out = store
+        .insert(vec![
+            entry("d", "t3", vec_at(0, 0.0), 1.0),
+            entry("d", "t0", vec_at(0, 0.0), 1.0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results.iter().map(|r| r.duplicate).collect::<Vec<_>>(),
+        [false, false]
+    );
+    let mut left = texts(&store, query("d", vec_at(0, 0.0), 10, RankBy::Score)).await;
+    left.sort();
+    assert_eq!(left, ["t0", "t2", "t3"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Property: on random data, the embedded store's Retrieve returns exactly what a
 //! straightforward reference implementation of the EMPO² memory rules returns — same ids,
-//! same order — after random batches that exercise dedup and oldest-first eviction.
+//! same order — after random batches (up to twice the cap, so evictions span stored and new
+//! entries) that exercise dedup and oldest-first eviction, and again after reopening the store.
 
 use memory_service::config::RankBy;
 use memory_service::store::{EmbeddedStore, NewEntry, Query, TipStore, WriteRules};
@@ -87,12 +88,11 @@ impl Reference {
         self.entries.iter().any(|e| e.0 == slot && e.1 == text)
     }
 
-    fn evict(&mut self) {
-        for slot in 0..SLOTS.len() {
-            while self.entries.iter().filter(|e| e.0 == slot).count() > CAP {
-                let oldest = self.entries.iter().position(|e| e.0 == slot).unwrap();
-                self.entries.remove(oldest);
-            }
+    /// The cap, applied after each single entry: the slot's oldest go first.
+    fn evict(&mut self, slot: usize) {
+        while self.entries.iter().filter(|e| e.0 == slot).count() > CAP {
+            let oldest = self.entries.iter().position(|e| e.0 == slot).unwrap();
+            self.entries.remove(oldest);
         }
     }
 
@@ -147,7 +147,7 @@ proptest! {
 
     #[test]
     fn embedded_retrieve_equals_the_reference(
-        batches in prop::collection::vec(prop::collection::vec(op(), 1..6), 1..10),
+        batches in prop::collection::vec(prop::collection::vec(op(), 1..2 * CAP + 2), 1..8),
         probes in prop::collection::vec(probe(), 1..12),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -173,21 +173,38 @@ proptest! {
                 if !duplicate {
                     let v = wide(&unit(&o.vector).unwrap());
                     reference.entries.push((o.slot, o.text, v, f64::from(o.score) * 10.0, result.id));
+                    reference.evict(o.slot);
                 }
             }
-            reference.evict();
         }
-        for p in probes {
-            let Some(expected) = reference.retrieve(&p) else { continue };
-            let query = Query {
-                slot: SLOTS[p.slot].into(),
-                vector: unit(&p.vector).unwrap(),
-                threshold: p.threshold,
-                limit: p.limit,
-                rank: if p.by_score { RankBy::Score } else { RankBy::Similarity },
-            };
-            let got: Vec<String> = runtime.block_on(store.retrieve(query)).unwrap().hits.into_iter().map(|h| h.id).collect();
-            prop_assert_eq!(got, expected, "probe {:?}", p);
+        let mut checked = Vec::new();
+        for p in &probes {
+            let Some(expected) = reference.retrieve(p) else { continue };
+            let got = runtime.block_on(store.retrieve(query_of(p))).unwrap();
+            let got: Vec<String> = got.hits.into_iter().map(|h| h.id).collect();
+            prop_assert_eq!(&got, &expected, "probe {:?}", p);
+            checked.push((p.clone(), expected));
         }
+        drop(store);
+        let reopened = EmbeddedStore::open(dir.path(), "prop/6", rules).unwrap();
+        for (p, expected) in checked {
+            let got = runtime.block_on(reopened.retrieve(query_of(&p))).unwrap();
+            let got: Vec<String> = got.hits.into_iter().map(|h| h.id).collect();
+            prop_assert_eq!(got, expected, "after reopening, probe {:?}", p);
+        }
+    }
+}
+
+fn query_of(p: &Probe) -> Query {
+    Query {
+        slot: SLOTS[p.slot].into(),
+        vector: unit(&p.vector).unwrap(),
+        threshold: p.threshold,
+        limit: p.limit,
+        rank: if p.by_score {
+            RankBy::Score
+        } else {
+            RankBy::Similarity
+        },
     }
 }

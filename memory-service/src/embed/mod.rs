@@ -45,14 +45,22 @@ pub fn build(cfg: &EmbedderConfig) -> Result<Arc<dyn Embedder>, EmbedError> {
     })
 }
 
-/// Scales `v` to unit length in place; returns false (leaving `v` unchanged) if its norm is
-/// zero or not finite.
+/// Scales `v` to unit length in place; returns false (leaving `v` unchanged) if it has no
+/// direction (all zero) or a component is not finite. The norm is computed in f64 after
+/// scaling by the largest component, so huge and tiny vectors normalise correctly.
 pub fn l2_normalize(v: &mut [f32]) -> bool {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm == 0.0 || !norm.is_finite() {
+    let largest = v.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+    if largest == 0.0 || !largest.is_finite() {
         return false;
     }
-    v.iter_mut().for_each(|x| *x /= norm);
+    let norm = v
+        .iter()
+        .map(|&x| (f64::from(x) / largest).powi(2))
+        .sum::<f64>()
+        .sqrt()
+        * largest;
+    v.iter_mut()
+        .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     true
 }
 

@@ -3,13 +3,13 @@
 //! committed with an fsync (`Durability::Immediate`), and only then applied to the index and
 //! acknowledged — so an acknowledged insert survives `kill -9`, and a failed one leaves no trace.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::index::{Index, Meta};
+use super::index::{Index, Meta, Shelf};
 use super::record::Record;
 use super::{
     InsertOutcome, Inserted, Namespace, NewEntry, Query, Retrieved, SlotCounts, SnapshotInfo,
@@ -58,6 +58,61 @@ struct Inner {
 
 struct Writer {
     next_seq: u64,
+}
+
+/// One slot while a batch is planned: its stored entries (the oldest `stored_evicted` of
+/// them evicted so far) and the batch's new ones still in it.
+struct SlotPlan<'a> {
+    stored: Option<&'a Shelf>,
+    stored_evicted: usize,
+    new: VecDeque<(u64, String)>,
+    new_texts: HashMap<String, (String, u64)>,
+}
+
+impl SlotPlan<'_> {
+    fn stored_len(&self) -> usize {
+        self.stored.map_or(0, Shelf::len)
+    }
+
+    fn live(&self) -> usize {
+        self.stored_len() - self.stored_evicted + self.new.len()
+    }
+
+    /// Id of the entry with this text, if it is still in the slot.
+    fn live_text(&self, text: &str) -> Option<String> {
+        let stored = self
+            .stored
+            .and_then(|s| s.find_text(text))
+            .filter(|&(_, seq)| {
+                // Stored evictions are a prefix of the oldest: seq survives if it is at or after
+                // the oldest survivor.
+                let oldest_alive = self.stored.and_then(|s| s.nth_oldest(self.stored_evicted));
+                oldest_alive.is_some_and(|alive| seq >= alive)
+            });
+        stored
+            .map(|(id, _)| id.to_string())
+            .or_else(|| self.new_texts.get(text).map(|(id, _)| id.clone()))
+    }
+
+    /// Evicts the oldest live entry; returns its sequence number.
+    fn evict_oldest(&mut self) -> u64 {
+        if self.stored_evicted < self.stored_len() {
+            let seq = self
+                .stored
+                .and_then(|s| s.nth_oldest(self.stored_evicted))
+                .expect("within len");
+            self.stored_evicted += 1;
+            return seq;
+        }
+        let (seq, text) = self
+            .new
+            .pop_front()
+            .expect("over the cap, so something is live");
+        if self.new_texts.get(&text).is_some_and(|(_, s)| *s == seq) {
+            self.new_texts.remove(&text);
+        }
+        seq
+    }
 }
 
 /// A planned insert: what to write and what to evict, decided before the transaction.
@@ -175,35 +230,33 @@ impl Inner {
         }
     }
 
-    /// Decides ids, duplicates and evictions for a batch against the current index.
+    /// Decides ids, duplicates and evictions for a batch, entry by entry as if each were
+    /// inserted alone: an entry is a duplicate only of a text still in its slot at that
+    /// point, and each entry that takes its slot over the cap evicts the slot's oldest.
     fn plan(&self, writer: &mut Writer, ns: Namespace, entries: Vec<NewEntry>) -> Plan {
         let index = self.index.read().expect("index lock");
+        let cap = self.cap(ns);
+        let dedup = self.rules.dedup && ns == Namespace::Tips;
         let mut plan = Plan {
             results: Vec::with_capacity(entries.len()),
             new: Vec::new(),
             evict: Vec::new(),
         };
-        let mut batch_texts: HashMap<(String, String), String> = HashMap::new();
-        let mut new_per_slot: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut slots: HashMap<String, SlotPlan<'_>> = HashMap::new();
         let created_unix_ms = now_unix_ms();
         for entry in entries {
-            if self.rules.dedup && ns == Namespace::Tips {
-                let existing = index
-                    .shelf(&entry.slot, ns)
-                    .and_then(|s| s.find_text(&entry.text))
-                    .map(str::to_string)
-                    .or_else(|| {
-                        batch_texts
-                            .get(&(entry.slot.clone(), entry.text.clone()))
-                            .cloned()
-                    });
-                if let Some(id) = existing {
-                    plan.results.push(Inserted {
-                        id,
-                        duplicate: true,
-                    });
-                    continue;
-                }
+            let slot = slots.entry(entry.slot.clone()).or_insert_with(|| SlotPlan {
+                stored: index.shelf(&entry.slot, ns),
+                stored_evicted: 0,
+                new: VecDeque::new(),
+                new_texts: HashMap::new(),
+            });
+            if let Some(id) = dedup.then(|| slot.live_text(&entry.text)).flatten() {
+                plan.results.push(Inserted {
+                    id,
+                    duplicate: true,
+                });
+                continue;
             }
             let record = Record {
                 id: new_entry_id(),
@@ -214,33 +267,21 @@ impl Inner {
                 text: entry.text.clone(),
             };
             let id = record.id.hyphenated().to_string();
-            if ns == Namespace::Tips {
-                batch_texts.insert((entry.slot.clone(), entry.text.clone()), id.clone());
+            let seq = writer.next_seq;
+            writer.next_seq += 1;
+            if dedup {
+                slot.new_texts.insert(entry.text.clone(), (id.clone(), seq));
+            }
+            slot.new.push_back((seq, entry.text.clone()));
+            while slot.live() > cap {
+                let evicted = slot.evict_oldest();
+                plan.evict.push((ns, entry.slot.clone(), evicted));
             }
             plan.results.push(Inserted {
                 id,
                 duplicate: false,
             });
-            new_per_slot
-                .entry(entry.slot.clone())
-                .or_default()
-                .push(plan.new.len());
-            plan.new.push((ns, writer.next_seq, entry, record));
-            writer.next_seq += 1;
-        }
-        // Oldest first: stored entries (in sequence order), then this batch's own.
-        let cap = self.cap(ns);
-        for (slot, new) in new_per_slot {
-            let stored = index.shelf(&slot, ns).map_or(0, |s| s.len());
-            let excess = (stored + new.len()).saturating_sub(cap);
-            let from_stored = excess.min(stored);
-            if let Some(shelf) = index.shelf(&slot, ns) {
-                plan.evict
-                    .extend(shelf.oldest(from_stored).map(|seq| (ns, slot.clone(), seq)));
-            }
-            for &i in new.iter().take(excess - from_stored) {
-                plan.evict.push((ns, slot.clone(), plan.new[i].1));
-            }
+            plan.new.push((ns, seq, entry, record));
         }
         plan
     }
@@ -252,7 +293,18 @@ impl Inner {
         entries: Vec<NewEntry>,
         durability: Durability,
     ) -> Result<InsertOutcome, StoreError> {
-        let mut writer = self.writer.lock().expect("writer lock");
+        let writer = self.writer.lock().expect("writer lock");
+        self.insert_locked(ns, entries, durability, writer)
+    }
+
+    /// [`Inner::insert`] for a caller that already holds the writer lock.
+    fn insert_locked(
+        &self,
+        ns: Namespace,
+        entries: Vec<NewEntry>,
+        durability: Durability,
+        mut writer: std::sync::MutexGuard<'_, Writer>,
+    ) -> Result<InsertOutcome, StoreError> {
         let plan = self.plan(&mut writer, ns, entries);
         let evicted_now: HashSet<u64> = plan.evict.iter().map(|e| e.2).collect();
         let new_seqs: HashSet<u64> = plan.new.iter().map(|n| n.1).collect();
@@ -373,8 +425,9 @@ impl Inner {
                 "snapshot `{id}` holds vectors of {theirs:?}, this store {ours:?}"
             )));
         }
+        // Read (and so check) the snapshot fully before the live database changes.
+        let (index, next_seq) = load_index(&source)?;
         let entries = copy_all(&source, &self.db)?;
-        let (index, next_seq) = load_index(&self.db)?;
         *self.index.write().expect("index lock") = index;
         writer.next_seq = writer.next_seq.max(next_seq);
         Ok(entries)
@@ -440,19 +493,26 @@ impl TipStore for EmbeddedStore {
         threshold: f32,
         record: bool,
     ) -> Result<u64, StoreError> {
-        let similar = {
-            let index = self.inner.index.read().expect("index lock");
+        let count = move |inner: &Inner, slot: &str, vector: &[f32]| {
+            let index = inner.index.read().expect("index lock");
             index
-                .shelf(&slot, Namespace::States)
-                .map_or(0, |s| s.count_similar(&vector, threshold))
+                .shelf(slot, Namespace::States)
+                .map_or(0, |s| s.count_similar(vector, threshold))
         };
-        if record {
+        if !record {
+            return Ok(count(&self.inner, &slot, &vector));
+        }
+        self.blocking(move |inner| {
+            // Count and record under the writer lock, so concurrent visits of the same state
+            // see each other (0, 1, 2, … rather than several 0s).
+            let writer = inner.writer.lock().expect("writer lock");
+            let similar = count(inner, &slot, &vector);
             let state = NewEntry::state(slot, vector);
             // A lost state only makes a later visit look a little more novel: no fsync.
-            self.blocking(move |s| s.insert(Namespace::States, vec![state], Durability::None))
-                .await?;
-        }
-        Ok(similar)
+            inner.insert_locked(Namespace::States, vec![state], Durability::None, writer)?;
+            Ok(similar)
+        })
+        .await
     }
 
     async fn drop_slot(&self, slot: String) -> Result<u64, StoreError> {

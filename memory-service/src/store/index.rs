@@ -26,7 +26,8 @@ pub(crate) struct Shelf {
     /// Sequence numbers oldest first (inserts append larger ones).
     order: VecDeque<u64>,
     position: HashMap<u64, usize>,
-    by_text: HashMap<String, String>,
+    /// text → (id, seq) of the entry holding it (for dedup).
+    by_text: HashMap<String, (String, u64)>,
 }
 
 impl Shelf {
@@ -38,15 +39,11 @@ impl Shelf {
         self.position.insert(meta.seq, self.metas.len());
         self.order.push_back(meta.seq);
         if !meta.text.is_empty() {
-            self.by_text.insert(meta.text.clone(), meta.id.clone());
+            self.by_text
+                .insert(meta.text.clone(), (meta.id.clone(), meta.seq));
         }
         self.vectors.extend_from_slice(vector);
         self.metas.push(meta);
-    }
-
-    /// The `k` oldest sequence numbers.
-    pub(crate) fn oldest(&self, k: usize) -> impl Iterator<Item = u64> + '_ {
-        self.order.iter().copied().take(k)
     }
 
     /// Removes the oldest entry.
@@ -65,13 +62,24 @@ impl Shelf {
         }
         self.vectors.truncate(last * dims);
         let meta = self.metas.swap_remove(pos);
-        self.by_text.remove(&meta.text);
+        if self
+            .by_text
+            .get(&meta.text)
+            .is_some_and(|(_, seq)| *seq == meta.seq)
+        {
+            self.by_text.remove(&meta.text);
+        }
         Some(meta)
     }
 
-    /// Id of the entry with exactly this text, if any.
-    pub(crate) fn find_text(&self, text: &str) -> Option<&str> {
-        self.by_text.get(text).map(String::as_str)
+    /// Id and sequence number of the entry with exactly this text, if any.
+    pub(crate) fn find_text(&self, text: &str) -> Option<(&str, u64)> {
+        self.by_text.get(text).map(|(id, seq)| (id.as_str(), *seq))
+    }
+
+    /// The sequence number of the `n`-th oldest entry.
+    pub(crate) fn nth_oldest(&self, n: usize) -> Option<u64> {
+        self.order.get(n).copied()
     }
 
     pub(crate) fn seqs(&self) -> impl Iterator<Item = u64> + '_ {

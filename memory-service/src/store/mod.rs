@@ -151,9 +151,13 @@ pub enum StoreError {
     /// The embedded database failed; the operation had no effect (its transaction aborted).
     #[error("embedded database: {0}")]
     Database(#[from] redb::Error),
-    /// The Qdrant server failed or is unreachable; the operation may be retried.
+    /// The Qdrant server is unreachable, overloaded or timed out; the operation may be retried.
     #[error("qdrant: {0}")]
     Qdrant(String),
+    /// The Qdrant server refused the request (e.g. a collection of another dimension); retrying
+    /// will not help.
+    #[error("qdrant refused: {0}")]
+    Backend(String),
     /// A stored record or snapshot is unreadable; the data needs attention.
     #[error("corrupt data: {0}")]
     Corrupt(String),

@@ -52,8 +52,42 @@ pub struct QdrantStore {
     http: reqwest::Client,
 }
 
+/// Transient failures (unreachable, overloaded, timed out) are retryable `Qdrant`; a refusal
+/// of the request itself is `Backend`.
 fn qdrant_err(e: QdrantError) -> StoreError {
-    StoreError::Qdrant(e.to_string())
+    use tonic::Code;
+    match &e {
+        QdrantError::ResponseError { status }
+            if !matches!(
+                status.code(),
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::ResourceExhausted
+                    | Code::Cancelled
+                    | Code::Unknown
+            ) =>
+        {
+            StoreError::Backend(e.to_string())
+        }
+        _ => StoreError::Qdrant(e.to_string()),
+    }
+}
+
+/// Qdrant keeps scores at or above `score_threshold`; EMPO² keeps those strictly above.
+fn strictly_above(threshold: f32) -> f32 {
+    threshold.next_up()
+}
+
+/// The REST endpoint (port 6333) of the server whose gRPC endpoint is `url`.
+fn rest_url_of(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}:6333",
+            uri.scheme_str().unwrap_or("http"),
+            uri.host().unwrap_or("127.0.0.1")
+        ),
+        Err(_) => url.to_string(),
+    }
 }
 
 fn ns_name(ns: Namespace) -> &'static str {
@@ -109,7 +143,7 @@ impl QdrantStore {
             client,
             collection: collection.clone(),
             rest_url: if rest_url.is_empty() {
-                url.replace(":6334", ":6333")
+                rest_url_of(url)
             } else {
                 rest_url.clone()
             },
@@ -144,6 +178,7 @@ impl QdrantStore {
                 }
             }
         }
+        self.check_dimension(dims).await?;
         let indexes = [
             CreateFieldIndexCollectionBuilder::new(name, "slot", FieldType::Keyword)
                 .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true)),
@@ -159,6 +194,31 @@ impl QdrantStore {
                 .map_err(qdrant_err)?;
         }
         Ok(())
+    }
+
+    /// Refuses a collection whose vectors are not `dims`-dimensional cosine vectors.
+    async fn check_dimension(&self, dims: u64) -> Result<(), StoreError> {
+        use qdrant_client::qdrant::vectors_config::Config;
+        let info = self
+            .client
+            .collection_info(&self.collection)
+            .await
+            .map_err(qdrant_err)?;
+        let params = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| v.config);
+        match params {
+            Some(Config::Params(p)) if p.size == dims && p.distance == Distance::Cosine as i32 => {
+                Ok(())
+            }
+            other => Err(StoreError::Incompatible(format!(
+                "collection `{}` holds {other:?}, but the service needs {dims}-d cosine vectors",
+                self.collection
+            ))),
+        }
     }
 
     /// A strictly increasing sequence number, close to the time in microseconds.
@@ -358,11 +418,19 @@ impl TipStore for QdrantStore {
         if !points.is_empty() {
             self.upsert(points, true).await?;
         }
+        // The entries are stored: a failed eviction must not report the insert as failed
+        // (a retry would duplicate it); the next insert into the slot evicts again.
         let mut evicted = 0;
         for slot in slots {
-            evicted += self
+            match self
                 .enforce_cap(&slot, Namespace::Tips, self.rules.cap)
-                .await?;
+                .await
+            {
+                Ok(n) => evicted += n,
+                Err(e) => {
+                    tracing::warn!(%slot, "eviction after insert failed, retried on the next insert: {e}")
+                }
+            }
         }
         Ok(InsertOutcome { results, evicted })
     }
@@ -379,7 +447,7 @@ impl TipStore for QdrantStore {
                     PrefetchQueryBuilder::default()
                         .query(QdrantQuery::new_nearest(query.vector.clone()))
                         .filter(filter)
-                        .score_threshold(query.threshold)
+                        .score_threshold(strictly_above(query.threshold))
                         .limit(self.rules.cap as u64),
                 )
                 .query(QdrantQuery::new_formula(
@@ -388,13 +456,12 @@ impl TipStore for QdrantStore {
             RankBy::Similarity => builder
                 .query(QdrantQuery::new_nearest(query.vector.clone()))
                 .filter(filter)
-                .score_threshold(query.threshold),
+                .score_threshold(strictly_above(query.threshold)),
         };
         let points = self.client.query(builder).await.map_err(qdrant_err)?.result;
         let hits = points
             .into_iter()
             .map(|p| Self::hit(p, &query.vector))
-            .filter(|h| h.similarity > query.threshold)
             .collect();
         Ok(rank_hits(hits, query.rank, query.limit))
     }
@@ -412,16 +479,14 @@ impl TipStore for QdrantStore {
                 QueryPointsBuilder::new(&self.collection)
                     .query(QdrantQuery::new_nearest(vector.clone()))
                     .filter(slot_filter(&slot, Some(Namespace::States)))
-                    .score_threshold(threshold)
+                    .score_threshold(strictly_above(threshold))
                     .limit(self.rules.state_cap.max(1) as u64)
                     .with_payload(false),
             )
             .await
             .map_err(qdrant_err)?
             .result
-            .into_iter()
-            .filter(|p| p.score > threshold)
-            .count() as u64;
+            .len() as u64;
         if record {
             let state = NewEntry::state(slot.clone(), vector);
             let point = self.point(
@@ -430,8 +495,12 @@ impl TipStore for QdrantStore {
                 &state,
             )?;
             self.upsert(vec![point], true).await?;
-            self.enforce_cap(&slot, Namespace::States, self.rules.state_cap)
-                .await?;
+            if let Err(e) = self
+                .enforce_cap(&slot, Namespace::States, self.rules.state_cap)
+                .await
+            {
+                tracing::warn!(%slot, "state eviction failed, retried on the next visit: {e}");
+            }
         }
         Ok(similar)
     }

@@ -1,0 +1,118 @@
+//! The EMPO² policy: what actors sample from and the learner trains.
+//!
+//! - [`config`]: `ModelConfig`, a Hugging Face `config.json`.
+//! - [`models`]: model families; [`Qwen2`] trains (every op differentiable).
+//! - [`tokenizer`]: tokenizer and the ChatML template.
+//! - [`sample`]: the one generation loop — batched, KV-cached sessions with log-probs.
+//! - [`score`]: log-probs (and entropy) of packed sequences for the learner.
+//! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
+//! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
+//! - `cache`, `mask`: the KV cache and attention masks.
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod cache;
+pub mod config;
+pub mod error;
+pub mod init;
+mod mask;
+pub mod models;
+pub mod sample;
+pub mod score;
+pub mod tokenizer;
+pub mod weights;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+pub use cache::KvCache;
+pub use config::ModelConfig;
+pub use error::{PolicyError, Result};
+pub use models::Qwen2;
+pub use tokenizer::ChatTokenizer;
+
+use crate::error::io;
+
+/// A model with its trainable variables and its tokenizer.
+pub struct Policy {
+    /// The network.
+    pub model: Qwen2,
+    /// Its parameters, by checkpoint name (what the optimizer steps and weights transport).
+    pub vars: VarMap,
+    /// Its tokenizer.
+    pub tokenizer: ChatTokenizer,
+}
+
+impl Policy {
+    /// Loads a Hugging Face checkpoint directory: config.json, model.safetensors (or sharded
+    /// `*.safetensors` with `model.safetensors.index.json`) and tokenizer.json.
+    pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let cfg = ModelConfig::from_json(
+            &std::fs::read_to_string(&config_path).map_err(io(&config_path))?,
+        )?;
+        let tokenizer = ChatTokenizer::load(dir)?;
+        if tokenizer.vocab_size() > cfg.vocab_size {
+            return Err(PolicyError::Config(format!(
+                "the tokenizer has {} tokens but vocab_size is {}",
+                tokenizer.vocab_size(),
+                cfg.vocab_size
+            )));
+        }
+        let mut tensors = read_safetensors(dir, device)?;
+        if cfg.tie_word_embeddings {
+            tensors.remove("lm_head.weight");
+        }
+        let vars = VarMap::new();
+        let model = Qwen2::new(&cfg, VarBuilder::from_varmap(&vars, dtype, device))?;
+        weights::load_tensors(&vars, tensors)?;
+        Ok(Self {
+            model,
+            vars,
+            tokenizer,
+        })
+    }
+
+    /// Parameters in the model.
+    pub fn parameter_count(&self) -> usize {
+        self.vars.all_vars().iter().map(|v| v.elem_count()).sum()
+    }
+}
+
+/// Every tensor of a checkpoint directory, single-file or sharded.
+fn read_safetensors(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<std::path::PathBuf> = if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(io(&index))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| PolicyError::Config(format!("{}: {e}", index.display())))?;
+        let map = json["weight_map"]
+            .as_object()
+            .ok_or_else(|| PolicyError::Config(format!("{}: no weight_map", index.display())))?;
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        files.sort();
+        files.dedup();
+        files.into_iter().map(|f| dir.join(f)).collect()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    let mut tensors = HashMap::new();
+    for file in files {
+        if !file.is_file() {
+            return Err(PolicyError::Weights(format!(
+                "{} is missing",
+                file.display()
+            )));
+        }
+        let loaded = candle_core::safetensors::load(&file, device)
+            .map_err(|e| PolicyError::Weights(format!("{}: {e}", file.display())))?;
+        tensors.extend(loaded);
+    }
+    Ok(tensors)
+}

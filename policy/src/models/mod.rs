@@ -1,0 +1,5 @@
+//! Model families, one file each, laid out like their checkpoints.
+
+pub mod qwen2;
+
+pub use qwen2::Qwen2;
