@@ -79,6 +79,11 @@ impl<'m> Session<'m> {
         &self.next_position
     }
 
+    /// The logits that predict row `row`'s next token, once it has a prompt.
+    pub fn last_logits(&self, row: usize) -> Option<&[f32]> {
+        self.last_logits.get(row)?.as_deref()
+    }
+
     /// Appends `chunks[r]` to row r (empty chunks leave a row as it is) and prefills them.
     pub fn extend(&mut self, chunks: &[Vec<u32>]) -> Result<()> {
         if chunks.len() != self.next_position.len() {

@@ -7,24 +7,11 @@ use crate::error::{Result, invalid};
 use crate::mask::causal_padded;
 use crate::models::Qwen2;
 
-/// Log-probs (B, T) of each sequence's tokens under `model` at `temperature`: entry (b, t)
-/// is log p(seqs[b][t] | seqs[b][..t]) for 1 ≤ t < len, and 0 at t = 0 and past the end.
-/// Differentiable with respect to the model's parameters. With `entropy`, also returns the
-/// entropy (B, T) of the predicted distribution at each of those positions.
-pub fn token_logprobs(
-    model: &Qwen2,
-    seqs: &[&[u32]],
-    temperature: f64,
-    entropy: bool,
-) -> Result<(Tensor, Option<Tensor>)> {
+/// Checks and right-pads `seqs` into (tokens, positions, mask) for one full forward.
+fn prepare(model: &Qwen2, seqs: &[&[u32]]) -> Result<(Tensor, Tensor, Tensor)> {
     let cfg = model.config();
     if seqs.is_empty() {
         return Err(invalid("no sequences to score"));
-    }
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(invalid(format!(
-            "temperature {temperature} must be positive"
-        )));
     }
     let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
     for (i, s) in seqs.iter().enumerate() {
@@ -59,14 +46,41 @@ pub fn token_logprobs(
         .map(|s| (0..t).map(|i| i < s.len()).collect())
         .collect();
     let mask = causal_padded(&valid, t, device)?;
+    Ok((tokens, positions, mask))
+}
+
+/// Logits (B, T, V) of right-padded sequences in one full forward (no cache).
+pub fn logits(model: &Qwen2, seqs: &[&[u32]]) -> Result<Tensor> {
+    let (tokens, positions, mask) = prepare(model, seqs)?;
+    model.forward(&tokens, &positions, &mask, None)
+}
+
+/// Log-probs (B, T) of each sequence's tokens under `model` at `temperature`: entry (b, t)
+/// is log p(seqs[b][t] | seqs[b][..t]) for 1 ≤ t < len, and 0 at t = 0 and past the end.
+/// Differentiable with respect to the model's parameters. With `entropy`, also returns the
+/// entropy (B, T) of the predicted distribution at each of those positions.
+pub fn token_logprobs(
+    model: &Qwen2,
+    seqs: &[&[u32]],
+    temperature: f64,
+    entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(invalid(format!(
+            "temperature {temperature} must be positive"
+        )));
+    }
+    let (tokens, positions, mask) = prepare(model, seqs)?;
     let logits = model.forward(&tokens, &positions, &mask, None)?;
+    let device = model.device();
+    let (rows, t) = tokens.dims2()?;
     if t == 1 {
         let zeros = Tensor::zeros((rows, 1), DType::F32, device)?;
         return Ok((zeros.clone(), entropy.then_some(zeros)));
     }
     let logits = (logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)? / temperature)?;
     let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = tokens.narrow(1, 1, t - 1)?.unsqueeze(2)?;
+    let targets = tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;
     let picked = log_probs.gather(&targets, 2)?.squeeze(2)?;
     let live: Vec<f32> = seqs
         .iter()

@@ -2,6 +2,7 @@
 
 mod bench;
 mod memory;
+mod model;
 
 use std::path::Path;
 
@@ -12,6 +13,9 @@ use clap::Subcommand;
 pub enum Command {
     /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
     Memory(memory::Args),
+    /// Create policy checkpoints.
+    #[command(subcommand)]
+    Model(model::Command),
     /// Measure a component and print its figures beside a reference.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -22,6 +26,7 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
     let cfg = crate::config::load(config)?;
     match command {
         Command::Memory(args) => memory::run(args, cfg.memory).await,
+        Command::Model(command) => model::run(command),
         Command::Bench(command) => bench::run(command, cfg).await,
     }
 }
