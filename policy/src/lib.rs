@@ -7,10 +7,12 @@
 //! - [`score`]: log-probs (and entropy) of packed sequences for the learner.
 //! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
 //! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
+//! - [`bench`]: the `empo2 bench policy` figures.
 //! - `cache`, `mask`: the KV cache and attention masks.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod bench;
 mod cache;
 pub mod config;
 pub mod error;

@@ -28,6 +28,24 @@ pub enum Command {
         #[arg(long)]
         model_dir: Option<PathBuf>,
     },
+    /// Policy: decode tokens/s (batch 1 and 8) and training tokens/s of a model directory.
+    Policy {
+        /// Model directory (Hugging Face layout), e.g. from `empo2 model init`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Prompt tokens before decoding.
+        #[arg(long, default_value_t = 64)]
+        prompt_tokens: usize,
+        /// Tokens decoded per row.
+        #[arg(long, default_value_t = 64)]
+        new_tokens: usize,
+        /// Tokens per training sequence (8 sequences a step).
+        #[arg(long, default_value_t = 256)]
+        train_tokens: usize,
+        /// Timed training steps (the best is reported).
+        #[arg(long, default_value_t = 5)]
+        train_steps: usize,
+    },
 }
 
 /// Runs a benchmark and prints its table.
@@ -62,6 +80,38 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                     r.p50.as_secs_f64() * 1e6,
                     r.p99.as_secs_f64() * 1e6,
                     r.per_second
+                );
+            }
+            Ok(())
+        }
+        Command::Policy {
+            model,
+            prompt_tokens,
+            new_tokens,
+            train_tokens,
+            train_steps,
+        } => {
+            let policy =
+                policy::Policy::load(&model, &candle_core::Device::Cpu, candle_core::DType::F32)?;
+            eprintln!(
+                "empo2 bench policy: {} ({} parameters) …",
+                model.display(),
+                policy.parameter_count()
+            );
+            let figures = policy::bench::run(
+                &policy,
+                &[1, 8],
+                prompt_tokens,
+                new_tokens,
+                train_tokens,
+                train_steps,
+            )?;
+            println!("| measurement | tokens/s |");
+            println!("|---|---:|");
+            for f in figures {
+                println!(
+                    "| candle (empo2): {} | {:.0} |",
+                    f.name, f.tokens_per_second
                 );
             }
             Ok(())
