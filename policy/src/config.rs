@@ -33,6 +33,9 @@ pub struct ModelConfig {
     /// MLP activation; only `silu` (Qwen2, Llama) is supported.
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// Whether q/k/v projections have biases (Qwen2: yes, Llama: no). Absent: by model type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_bias: Option<bool>,
     /// Hugging Face architecture names, kept when the config is written back.
     #[serde(default = "default_architectures")]
     pub architectures: Vec<String>,
@@ -113,6 +116,11 @@ impl ModelConfig {
             return fail("rope_theta and rms_norm_eps must be positive".into());
         }
         Ok(())
+    }
+
+    /// Whether q/k/v projections have biases.
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias.unwrap_or(self.model_type == "qwen2")
     }
 
     /// Width of one attention head.

@@ -97,6 +97,7 @@ pub fn init_policy(preset: Preset, seed: u64) -> Result<Policy> {
         rms_norm_eps: 1e-6,
         tie_word_embeddings: true,
         hidden_act: "silu".into(),
+        attention_bias: None,
         architectures: vec!["Qwen2ForCausalLM".into()],
         model_type: "qwen2".into(),
     };

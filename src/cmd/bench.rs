@@ -30,7 +30,8 @@ pub enum Command {
     },
     /// Policy: decode tokens/s (batch 1 and 8) and training tokens/s of a model directory.
     Policy {
-        /// Model directory (Hugging Face layout), e.g. from `empo2 model init`.
+        /// Model directory (Hugging Face layout), e.g. from `empo2 model init`, or a Llama
+        /// GGUF file (e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf).
         #[arg(long)]
         model: PathBuf,
         /// Prompt tokens before decoding.

@@ -1,4 +1,5 @@
-//! A trainable Qwen2 (Qwen2 / Qwen2.5), in candle's order: `Rope` → `Attention` → `Mlp` →
+//! A trainable Qwen2 (Qwen2 / Qwen2.5; Llama is the same decoder without q/k/v biases, see
+//! `gguf.rs`), in candle's order: `Rope` → `Attention` → `Mlp` →
 //! `DecoderLayer` → `Qwen2`, with field names equal to the safetensors keys.
 //!
 //! It differs from `candle_transformers::models::qwen2` so that it trains and serves many
@@ -111,9 +112,9 @@ impl Attention {
             cfg.head_dim(),
         );
         Ok(Self {
-            q_proj: linear(cfg.hidden_size, h * d, true, vb.pp("q_proj"))?,
-            k_proj: linear(cfg.hidden_size, kv * d, true, vb.pp("k_proj"))?,
-            v_proj: linear(cfg.hidden_size, kv * d, true, vb.pp("v_proj"))?,
+            q_proj: linear(cfg.hidden_size, h * d, cfg.qkv_bias(), vb.pp("q_proj"))?,
+            k_proj: linear(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("k_proj"))?,
+            v_proj: linear(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("v_proj"))?,
             o_proj: linear(h * d, cfg.hidden_size, false, vb.pp("o_proj"))?,
             heads: h,
             kv_heads: kv,
