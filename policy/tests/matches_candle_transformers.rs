@@ -88,3 +88,28 @@ fn same_logits_as_candle_transformers_untied_head() {
     };
     compare(&untied, dir.path());
 }
+
+#[test]
+fn bf16_weights_give_logits_close_to_f32() {
+    let tiny = common::tiny();
+    let dir = tempfile::tempdir().unwrap();
+    tiny.save(dir.path()).unwrap();
+    let half = Policy::load(dir.path(), &Device::Cpu, DType::BF16).unwrap();
+    let tokens = tiny
+        .tokenizer
+        .encode("go to the kitchen and open the fridge")
+        .unwrap();
+    let full = common::full_logits(&tiny, &tokens);
+    let low = common::full_logits(&half, &tokens)
+        .to_dtype(DType::F32)
+        .unwrap();
+    let diff = common::max_abs_diff(&full, &low);
+    eprintln!("bf16 vs f32: max |Δlogit| = {diff:e}");
+    assert!(diff < 0.05, "{diff}");
+    let (lp, _) = policy::score::token_logprobs(&half.model, &[&tokens], 1.0, false).unwrap();
+    assert!(
+        lp.to_vec2::<f32>().unwrap()[0]
+            .iter()
+            .all(|x| x.is_finite())
+    );
+}

@@ -152,8 +152,8 @@ impl Attention {
         let groups = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(&k, groups)?, repeat_kv(&v, groups)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores =
-            (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
+        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?
+            .broadcast_add(&mask.to_dtype(q.dtype())?)?;
         // Differentiable: the composed softmax, not the fused `softmax_last_dim`.
         let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = weights.matmul(&v.contiguous()?)?;
