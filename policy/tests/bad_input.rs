@@ -173,3 +173,41 @@ fn weights_round_trip_and_bad_payloads_change_nothing() {
         0.0
     );
 }
+
+#[test]
+fn sharded_checkpoints_load_like_single_files() {
+    let policy = common::tiny();
+    let dir = tempfile::tempdir().unwrap();
+    policy.save(dir.path()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap();
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let shard: std::collections::HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), tensors[*n].clone()))
+            .collect();
+        candle_core::safetensors::save(&shard, dir.path().join(file)).unwrap();
+        for n in part {
+            weight_map.insert((*n).clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let loaded = Policy::load(dir.path(), &Device::Cpu, DType::F32).unwrap();
+    let probe = policy.tokenizer.encode("look around").unwrap();
+    let a = policy::score::logits(&policy.model, &[&probe]).unwrap();
+    let b = policy::score::logits(&loaded.model, &[&probe]).unwrap();
+    assert_eq!(common::max_abs_diff(&a, &b), 0.0);
+}
