@@ -124,6 +124,7 @@ pub async fn run(opts: &Options) -> Result<Vec<Row>, Box<dyn std::error::Error +
         cap: opts.entries,
         state_cap: opts.entries,
         dedup: true,
+        snapshots_keep: 1,
     };
     let embedder: Arc<dyn Embedder> = Arc::new(HashEmbedder::new(opts.dims));
     let store = EmbeddedStore::open(&dir, &format!("{}/{}", embedder.name(), opts.dims), rules)?;

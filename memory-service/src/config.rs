@@ -65,8 +65,10 @@ impl MemoryConfig {
                 r.limit, l.max_limit
             ));
         }
-        if r.cap == 0 || r.state_cap == 0 {
-            return Err("rules.cap and rules.state_cap must be at least 1".into());
+        if r.cap == 0 || r.state_cap == 0 || r.snapshots_keep == 0 {
+            return Err(
+                "rules.cap, rules.state_cap and rules.snapshots_keep must be at least 1".into(),
+            );
         }
         if l.max_batch == 0
             || l.max_text_bytes == 0
@@ -149,6 +151,8 @@ pub struct RulesConfig {
     pub dedup: bool,
     /// A stored state counts as "seen" by Novelty when its similarity is above this.
     pub novelty_threshold: f32,
+    /// Snapshots kept (a learner takes one per checkpoint); the oldest go first.
+    pub snapshots_keep: u32,
 }
 
 impl Default for RulesConfig {
@@ -161,6 +165,7 @@ impl Default for RulesConfig {
             state_cap: 1000,
             dedup: true,
             novelty_threshold: 0.5,
+            snapshots_keep: 10,
         }
     }
 }

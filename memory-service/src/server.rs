@@ -53,6 +53,7 @@ pub fn write_rules(cfg: &MemoryConfig) -> WriteRules {
         cap: cfg.rules.cap as usize,
         state_cap: cfg.rules.state_cap as usize,
         dedup: cfg.rules.dedup,
+        snapshots_keep: cfg.rules.snapshots_keep as usize,
     }
 }
 

@@ -12,6 +12,7 @@ const RULES: WriteRules = WriteRules {
     cap: 3,
     state_cap: 3,
     dedup: true,
+    snapshots_keep: 2,
 };
 
 /// A unit vector mostly along axis `axis`, tilted towards `axis + 1` by `tilt`.
@@ -299,6 +300,14 @@ async fn snapshot_restore_returns_to_the_snapshot<S: TipStore>(store: &S) {
         store.restore("snap-unknown".into()).await,
         Err(StoreError::NotFound(_))
     ));
+    // Two are kept: a second and a third snapshot retire the first.
+    store.snapshot().await.unwrap();
+    let last = store.snapshot().await.unwrap();
+    assert!(matches!(
+        store.restore(snap.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.restore(last.id).await.unwrap(), 2);
 }
 
 async fn slot_counts_are_sorted_per_slot<S: TipStore>(store: &S) {

@@ -152,7 +152,7 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let rules = WriteRules { cap: CAP, state_cap: CAP, dedup: true };
+        let rules = WriteRules { cap: CAP, state_cap: CAP, dedup: true, snapshots_keep: 1 };
         let store = EmbeddedStore::open(dir.path(), "prop/6", rules).unwrap();
         let mut reference = Reference::default();
         for batch in batches {

@@ -403,8 +403,26 @@ impl Inner {
         let entries = copy_all(&self.db, &target)?;
         drop(target);
         std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
+        self.prune_snapshots(&dir)?;
         std::fs::File::open(&dir)?.sync_all()?;
         Ok(SnapshotInfo { id, entries })
+    }
+
+    /// Deletes the oldest snapshots beyond `snapshots_keep` (ids sort by creation time).
+    fn prune_snapshots(&self, dir: &Path) -> Result<(), StoreError> {
+        let mut snapshots: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "redb"))
+            .collect();
+        snapshots.sort();
+        let excess = snapshots
+            .len()
+            .saturating_sub(self.rules.snapshots_keep.max(1));
+        for old in &snapshots[..excess] {
+            std::fs::remove_file(old)?;
+            tracing::info!(snapshot = %old.display(), "deleted old snapshot");
+        }
+        Ok(())
     }
 
     fn restore(&self, id: &str) -> Result<u64, StoreError> {

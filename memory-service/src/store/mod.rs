@@ -130,7 +130,7 @@ pub struct SnapshotInfo {
     pub entries: u64,
 }
 
-/// Per-slot rules a store enforces on insert.
+/// Rules a store enforces on writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteRules {
     /// Most tips per slot (oldest evicted first).
@@ -139,6 +139,8 @@ pub struct WriteRules {
     pub state_cap: usize,
     /// Skip an entry whose text is already in its slot.
     pub dedup: bool,
+    /// Snapshots kept; taking one more deletes the oldest.
+    pub snapshots_keep: usize,
 }
 
 /// Storage failures. Validation happens before a store is called, so these are not the

@@ -19,11 +19,12 @@ use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vector_output::Vector as OutVector;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Direction, Distance, Expression, FacetCountsBuilder, FieldType, Filter,
-    FloatIndexParamsBuilder, FormulaBuilder, GetPointsBuilder, IntegerIndexParamsBuilder,
-    KeywordIndexParamsBuilder, OrderByBuilder, PointId, PointStruct, PointsIdsList,
-    PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder, ScoredPoint,
-    ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, facet_value,
+    DeletePointsBuilder, DeleteSnapshotRequestBuilder, Direction, Distance, Expression,
+    FacetCountsBuilder, FieldType, Filter, FloatIndexParamsBuilder, FormulaBuilder,
+    GetPointsBuilder, IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, OrderByBuilder,
+    PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder, Query as QdrantQuery,
+    QueryPointsBuilder, ScoredPoint, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    facet_value,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -344,6 +345,24 @@ impl QdrantStore {
         }
     }
 
+    /// Deletes the oldest snapshots beyond `snapshots_keep`; a failure is logged, not
+    /// returned (the snapshot just taken is fine).
+    async fn prune_snapshots(&self) {
+        let listed = self.client.list_snapshots(&self.collection).await;
+        let Ok(listed) = listed else { return };
+        let mut snapshots = listed.snapshot_descriptions;
+        snapshots.sort_by_key(|d| d.creation_time.map(|t| (t.seconds, t.nanos)));
+        let excess = snapshots
+            .len()
+            .saturating_sub(self.rules.snapshots_keep.max(1));
+        for old in &snapshots[..excess] {
+            let request = DeleteSnapshotRequestBuilder::new(&self.collection, &old.name);
+            if let Err(e) = self.client.delete_snapshot(request).await {
+                tracing::warn!(snapshot = %old.name, "could not delete old snapshot: {e}");
+            }
+        }
+    }
+
     async fn facet(&self, ns: Namespace) -> Result<Vec<(String, u64)>, StoreError> {
         let r = self
             .client
@@ -531,6 +550,7 @@ impl TipStore for QdrantStore {
             .map_err(qdrant_err)?
             .snapshot_description
             .ok_or_else(|| StoreError::Qdrant("create_snapshot returned no description".into()))?;
+        self.prune_snapshots().await;
         Ok(SnapshotInfo {
             id: description.name,
             entries,
