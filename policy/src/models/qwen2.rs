@@ -40,19 +40,33 @@ impl Rope {
         })
     }
 
-    /// Rotates `x` (B, H, T, D) by the angles of `positions` (B, T).
-    fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
+    /// The angles of `positions` (B, T), looked up once per forward pass for every layer.
+    fn angles(&self, positions: &Tensor) -> Result<Angles> {
         let (b, t) = positions.dims2()?;
         let d = self.cos.dim(1)?;
         let flat = positions.flatten_all()?;
-        let cos = self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d))?;
-        let sin = self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d))?;
+        Ok(Angles {
+            cos: self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d))?,
+            sin: self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d))?,
+        })
+    }
+}
+
+/// Rotation angles of the tokens of one forward pass, (B, 1, T, D) each.
+struct Angles {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Angles {
+    /// Rotates `x` (B, H, T, D).
+    fn rotate(&self, x: &Tensor) -> Result<Tensor> {
         // Differentiable: candle's fused `rope` has no backward, so rotate with plain ops.
-        let half = d / 2;
+        let half = x.dim(D::Minus1)? / 2;
         let x1 = x.narrow(D::Minus1, 0, half)?;
         let x2 = x.narrow(D::Minus1, half, half)?;
         let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
+        Ok((x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?)?)
     }
 }
 
@@ -126,8 +140,7 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        rope: &Rope,
-        positions: &Tensor,
+        angles: &Angles,
         mask: &Tensor,
         cache: Option<&mut (Option<Tensor>, Option<Tensor>)>,
     ) -> Result<Tensor> {
@@ -138,8 +151,8 @@ impl Attention {
                 .reshape((b, t, heads, self.head_dim))?
                 .transpose(1, 2)?)
         };
-        let q = rope.apply(&split(&self.q_proj, self.heads)?, positions)?;
-        let mut k = rope.apply(&split(&self.k_proj, self.kv_heads)?, positions)?;
+        let q = angles.rotate(&split(&self.q_proj, self.heads)?)?;
+        let mut k = angles.rotate(&split(&self.k_proj, self.kv_heads)?)?;
         let mut v = split(&self.v_proj, self.kv_heads)?;
         if let Some((cached_k, cached_v)) = cache {
             if let (Some(pk), Some(pv)) = (cached_k.as_ref(), cached_v.as_ref()) {
@@ -152,8 +165,8 @@ impl Attention {
         let groups = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(&k, groups)?, repeat_kv(&v, groups)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?
-            .broadcast_add(&mask.to_dtype(q.dtype())?)?;
+        let scores =
+            (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
         // Differentiable: the composed softmax, not the fused `softmax_last_dim`.
         let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let out = weights.matmul(&v.contiguous()?)?;
@@ -295,13 +308,13 @@ impl Qwen2 {
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let mut x = self.embed_tokens.forward(tokens)?;
+        let angles = self.rope.angles(positions)?;
+        let mask = mask.to_dtype(x.dtype())?;
         for (i, layer) in self.layers.iter().enumerate() {
             let residual = x.clone();
             let h = layer.input_layernorm.forward(&x)?;
             let layer_cache = cache.as_deref_mut().map(|c| c.layer_mut(i));
-            let h = layer
-                .self_attn
-                .forward(&h, &self.rope, positions, mask, layer_cache)?;
+            let h = layer.self_attn.forward(&h, &angles, &mask, layer_cache)?;
             let x1 = (h + residual)?;
             let h = layer
                 .mlp
