@@ -28,7 +28,24 @@ struct Cli {
     command: cmd::Command,
 }
 
+/// Pins candle's CPU thread pool to the cores this process may use, unless the user chose
+/// (`RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS`). candle's own default counts physical cores and
+/// its barrier pool then spins against the worker threads: measured here, tiny-model decode at
+/// batch 1 runs 3.4× faster with the count set explicitly (956 → 3291 tokens/s).
+fn pin_thread_pool() {
+    let chosen = ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
+    if !chosen {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing
+        // can read the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", cores.to_string()) };
+    }
+}
+
 fn main() -> ExitCode {
+    pin_thread_pool();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = tokio::runtime::Builder::new_multi_thread()
