@@ -78,6 +78,16 @@ impl Policy {
         })
     }
 
+    /// Opens any supported checkpoint: a Hugging Face directory (in `dtype`), or a
+    /// Llama-family `.gguf` file (dequantised to f32).
+    pub fn open(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        if path.extension().is_some_and(|e| e == "gguf") {
+            models::gguf::load_llama_gguf(path, device)
+        } else {
+            Self::load(path, device, dtype)
+        }
+    }
+
     /// Parameters in the model.
     pub fn parameter_count(&self) -> usize {
         self.vars.all_vars().iter().map(|v| v.elem_count()).sum()

@@ -92,12 +92,8 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             train_tokens,
             train_steps,
         } => {
-            let device = candle_core::Device::Cpu;
-            let policy = if model.extension().is_some_and(|e| e == "gguf") {
-                policy::models::gguf::load_llama_gguf(&model, &device)?
-            } else {
-                policy::Policy::load(&model, &device, candle_core::DType::F32)?
-            };
+            let policy =
+                policy::Policy::open(&model, &candle_core::Device::Cpu, candle_core::DType::F32)?;
             eprintln!(
                 "empo2 bench policy: {} ({} parameters) …",
                 model.display(),
