@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// `[memory]`: the tip memory service.
     pub memory: MemoryConfig,
+    /// `[env]`: the built-in environment server.
+    pub env: envs::server::ServerConfig,
 }
 
 /// Loads defaults, then `path` (if given), then the environment.

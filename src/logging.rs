@@ -12,9 +12,10 @@ pub enum Format {
     Json,
 }
 
-/// Installs the global subscriber.
-pub fn init(format: Format) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset.
+pub fn init(format: Format, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -47,7 +47,13 @@ fn pin_thread_pool() {
 fn main() -> ExitCode {
     pin_thread_pool();
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // An interactive game wants the terminal to itself: only warnings unless asked.
+    let level = if cli.command.is_interactive() {
+        "warn"
+    } else {
+        "info"
+    };
+    logging::init(cli.log_format, level);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

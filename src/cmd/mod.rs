@@ -1,6 +1,7 @@
 //! One file per subcommand; the enum's doc comments are the `--help` text.
 
 mod bench;
+mod env;
 mod memory;
 mod model;
 
@@ -13,6 +14,9 @@ use clap::Subcommand;
 pub enum Command {
     /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
     Memory(memory::Args),
+    /// Environments: serve the built-in worlds, or play any served environment.
+    #[command(subcommand)]
+    Env(env::Command),
     /// Create policy checkpoints.
     #[command(subcommand)]
     Model(model::Command),
@@ -21,11 +25,19 @@ pub enum Command {
     Bench(bench::Command),
 }
 
+impl Command {
+    /// Whether the subcommand talks to a person at the terminal.
+    pub fn is_interactive(&self) -> bool {
+        matches!(self, Command::Env(env::Command::Play { .. }))
+    }
+}
+
 /// Runs a subcommand.
 pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = crate::config::load(config)?;
     match command {
         Command::Memory(args) => memory::run(args, cfg.memory).await,
+        Command::Env(command) => env::run(command, cfg.env).await,
         Command::Model(command) => model::run(command),
         Command::Bench(command) => bench::run(command, cfg).await,
     }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Serves TextWorld Express over the empo2.env.v1.Environment gRPC protocol:
+#
+#   envs/python/serve-textworld-express.sh [--listen HOST:PORT] [--max-sessions N] [--max-steps N] ...
+#
+# Brings the venv up to date first (envs/python/setup.sh; silent and instant when it is), then
+# execs the server, which prints one line `listening on HOST:PORT` to stdout once it serves.
+# `--help` lists every flag; envs/python/README.md explains them.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+"$here/setup.sh" textworld-express
+export PYTHONPATH="$here/bridge${PYTHONPATH:+:$PYTHONPATH}"
+exec "${EMPO2_VENV_ROOT:-$HOME/.cache/empo2/venvs}/textworld-express/bin/python" -m empo2_bridge textworld-express "$@"

@@ -1,0 +1,33 @@
+//! EMPO² environments: what actors play.
+//!
+//! - [`environment`]: the [`Environment`] trait (tasks, reset, step) and its value types.
+//! - [`session`]: [`Session`], one episode with the rules every environment shares (action
+//!   limits, step budget, no stepping after the end).
+//! - [`correct`]: free text → the nearest valid action (word-set Jaccard, as the EMPO² reference).
+//! - [`builtin`]: the built-in text worlds (find, fetch-and-place, power-component families).
+//! - [`world`]: the rooms-doors-objects engine the built-in worlds run on.
+//! - [`server`]: serve any [`Environment`] over gRPC (`empo2.env.v1.Environment`).
+//! - [`client`]: [`EnvClient`], the gRPC client actors use for every environment.
+//! - [`bench`]: the `empo2 bench env` benchmark.
+//! - `wire`: proto ↔ domain conversions (private).
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod builtin;
+pub mod client;
+pub mod correct;
+pub mod environment;
+mod error;
+pub mod server;
+pub mod session;
+mod wire;
+pub mod world;
+
+pub use builtin::Builtin;
+pub use client::EnvClient;
+pub use environment::{
+    EnvError, Environment, Episode, Observation, ResetSpec, StepOutcome, TaskInfo,
+};
+pub use server::{ServerConfig, serve};
+pub use session::Session;
