@@ -47,8 +47,7 @@ fn pin_thread_pool() {
 fn main() -> ExitCode {
     pin_thread_pool();
     let cli = Cli::parse();
-    // An interactive game wants the terminal to itself: only warnings unless asked.
-    let level = if cli.command.is_interactive() {
+    let level = if cli.command.quiet_by_default() {
         "warn"
     } else {
         "info"

@@ -150,7 +150,7 @@ impl environment_server::Environment for EnvService {
         }
         let session = Session::start(self.env.as_ref(), &spec)?;
         let id = uuid::Uuid::now_v7().to_string();
-        let span = tracing::info_span!("episode", session = %id, task = %spec.task, variation = spec.variation, seed = spec.seed);
+        let span = tracing::info_span!(parent: None, "episode", session = %id, task = %spec.task, variation = spec.variation, seed = spec.seed);
         span.in_scope(|| tracing::info!("episode started"));
         let response = pb::ResetResponse {
             session: id.clone(),

@@ -28,6 +28,23 @@ pub enum Command {
         #[arg(long)]
         model_dir: Option<PathBuf>,
     },
+    /// Environments: built-in world steps/s on one core, and the gRPC step round trip of the
+    /// built-in world on loopback beside remote environments (e.g. the ScienceWorld bridge).
+    Env {
+        /// Seconds per in-process row.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Timed gRPC steps against the built-in server.
+        #[arg(long, default_value_t = 5000)]
+        grpc_steps: usize,
+        /// Timed gRPC steps against each remote.
+        #[arg(long, default_value_t = 200)]
+        remote_steps: usize,
+        /// A remote environment as LABEL=ENDPOINT=TASK (repeatable), e.g.
+        /// scienceworld=http://127.0.0.1:50062=boil.
+        #[arg(long = "remote", value_parser = parse_remote)]
+        remotes: Vec<envs::bench::Remote>,
+    },
     /// Policy: decode tokens/s (batch 1 and 8) and training tokens/s of a model directory.
     Policy {
         /// Model directory (Hugging Face layout), e.g. from `empo2 model init`, or a Llama
@@ -47,6 +64,18 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         train_steps: usize,
     },
+}
+
+fn parse_remote(s: &str) -> Result<envs::bench::Remote, String> {
+    let mut parts = s.splitn(3, '=');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(label), Some(endpoint), Some(task)) => Ok(envs::bench::Remote {
+            label: label.into(),
+            endpoint: endpoint.into(),
+            task: task.into(),
+        }),
+        _ => Err(format!("`{s}` is not LABEL=ENDPOINT=TASK")),
+    }
 }
 
 /// Runs a benchmark and prints its table.
@@ -72,17 +101,32 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             let rows = memory_service::bench::run(&opts)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("| measurement | p50 µs | p99 µs | per second |");
-            println!("|---|---:|---:|---:|");
-            for r in rows {
-                println!(
-                    "| {} | {:.1} | {:.1} | {:.0} |",
-                    r.name,
-                    r.p50.as_secs_f64() * 1e6,
-                    r.p99.as_secs_f64() * 1e6,
-                    r.per_second
-                );
-            }
+            print_latency_table(
+                "per second",
+                rows.into_iter()
+                    .map(|r| (r.name, r.p50, r.p99, r.per_second)),
+            );
+            Ok(())
+        }
+        Command::Env {
+            seconds,
+            grpc_steps,
+            remote_steps,
+            remotes,
+        } => {
+            let opts = envs::bench::Options {
+                seconds,
+                grpc_steps,
+                remote_steps,
+                remotes,
+            };
+            eprintln!("empo2 bench env: {seconds} s per in-process row, {grpc_steps} gRPC steps …");
+            let rows = envs::bench::run(&opts).await?;
+            print_latency_table(
+                "steps per second",
+                rows.into_iter()
+                    .map(|r| (r.name, r.p50, r.p99, r.per_second)),
+            );
             Ok(())
         }
         Command::Policy {
@@ -117,5 +161,21 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// A markdown table of (measurement, p50, p99, rate) rows.
+fn print_latency_table(
+    rate: &str,
+    rows: impl Iterator<Item = (String, std::time::Duration, std::time::Duration, f64)>,
+) {
+    println!("| measurement | p50 µs | p99 µs | {rate} |");
+    println!("|---|---:|---:|---:|");
+    for (name, p50, p99, per_second) in rows {
+        println!(
+            "| {name} | {:.1} | {:.1} | {per_second:.0} |",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+        );
     }
 }

@@ -26,9 +26,13 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the subcommand talks to a person at the terminal.
-    pub fn is_interactive(&self) -> bool {
-        matches!(self, Command::Env(env::Command::Play { .. }))
+    /// Whether the subcommand's own output is the point (a game, a benchmark table), so that
+    /// logs stay at warnings unless `RUST_LOG` asks for more.
+    pub fn quiet_by_default(&self) -> bool {
+        matches!(
+            self,
+            Command::Env(env::Command::Play { .. }) | Command::Bench(_)
+        )
     }
 }
 

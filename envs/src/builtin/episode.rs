@@ -22,7 +22,7 @@ pub(crate) struct BuiltinEpisode {
 impl BuiltinEpisode {
     /// Starts an episode in `world`; the first observation describes the start room.
     pub(crate) fn new(world: World, scenario: Box<dyn Scenario>) -> Self {
-        let met = vec![false; scenario.subgoals().len()];
+        let met = vec![false; scenario.brief().subgoals.len()];
         let text = world.describe_room();
         let mut episode = Self {
             start: world.clone(),
@@ -57,7 +57,7 @@ impl BuiltinEpisode {
 
     /// Scores newly met subgoals; returns (done, success).
     fn rescore(&mut self) -> (bool, bool) {
-        let subgoals = self.scenario.subgoals();
+        let subgoals = &self.scenario.brief().subgoals;
         for (i, subgoal) in subgoals.iter().enumerate() {
             if !self.met[i] && subgoal.check.holds(&self.world) {
                 self.met[i] = true;
@@ -76,7 +76,7 @@ impl BuiltinEpisode {
         self.commands = self.world.valid_commands();
         self.observation = Observation {
             text,
-            task_description: self.scenario.description().to_string(),
+            task_description: self.scenario.brief().text.clone(),
             valid_actions: self.commands.iter().map(|c| self.world.render(c)).collect(),
         };
     }
@@ -95,7 +95,7 @@ impl Episode for BuiltinEpisode {
         let before = self.score;
         let (text, done, success) = match self.lookup(action) {
             None => (UNKNOWN_ACTION.to_string(), false, false),
-            Some(Command::Focus(obj)) if !self.scenario.focus_ok(&self.world, obj) => {
+            Some(Command::Focus(obj)) if !self.scenario.brief().focus_ok(&self.world, obj) => {
                 self.world.focus = Some(obj);
                 self.score = -100.0;
                 let text = format!(

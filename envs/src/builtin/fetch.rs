@@ -7,8 +7,8 @@
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
-use super::scenario::{Check, Scenario, Split, Subgoal, subgoals};
-use crate::world::layout::{self, furniture_in};
+use super::scenario::{Brief, Check, Focus, Scenario, Split};
+use crate::world::layout::{self, furniture_in, hiding_place, start_agent};
 use crate::world::plan::Planner;
 use crate::world::{Command, ObjId, Object, Place, RoomId, World};
 
@@ -22,11 +22,10 @@ const COLOURS: [&str; 8] = [
 
 /// One fetch-and-place episode.
 pub(crate) struct Fetch {
-    text: String,
+    brief: Brief,
     target: ObjId,
     container: ObjId,
     room: RoomId,
-    subgoals: Vec<Subgoal>,
 }
 
 /// Builds a fetch world: `variation` draws the world, `episode` the start room.
@@ -48,15 +47,7 @@ pub(crate) fn build(
         .expect("non-empty");
     let mut colours = COLOURS;
     colours.shuffle(variation);
-    let hiding_rooms: Vec<RoomId> = (0..rooms)
-        .filter(|&r| r != room && !furniture_in(&world, r, true).is_empty())
-        .collect();
-    let hiding_room = *hiding_rooms
-        .choose(variation)
-        .expect("rooms with closed furniture");
-    let hiding = *furniture_in(&world, hiding_room, true)
-        .choose(variation)
-        .expect("chosen for closed furniture");
+    let hiding = hiding_place(&world, variation, room);
     let target = world.add(Object::thing(
         format!("{} {item}", colours[0]),
         Place::In(hiding),
@@ -71,10 +62,8 @@ pub(crate) fn build(
     let spot = layout::spot_in(&world, variation, third, false);
     world.add(Object::thing(format!("{} {item}", colours[2]), spot, true));
 
-    let mut starts: Vec<RoomId> = (0..rooms).filter(|&r| r != hiding_room).collect();
-    starts.shuffle(episode);
-    world.enter(starts[0]);
-    world.visited = 1 << starts[0];
+    let hiding_room = world.room_of(hiding).expect("furniture stands in a room");
+    start_agent(&mut world, episode, &[hiding_room]);
 
     let target_name = world.objects[target].name.clone();
     let text = format!(
@@ -82,33 +71,28 @@ pub(crate) fn build(
          {target_name}.",
         world.objects[container].name, world.rooms[room].name
     );
-    let subgoals = subgoals([
-        (Check::Visited(room), 10.0),
-        (Check::Focused, 30.0),
-        (Check::CarryingFocus, 30.0),
-        (Check::FocusIn(container), 30.0),
-    ]);
-    let fetch = Fetch {
+    let brief = Brief::new(
         text,
+        Focus::Object(target),
+        [
+            (Check::Visited(room), 10.0),
+            (Check::Focused, 30.0),
+            (Check::CarryingFocus, 30.0),
+            (Check::FocusIn(container), 30.0),
+        ],
+    );
+    let fetch = Fetch {
+        brief,
         target,
         container,
         room,
-        subgoals,
     };
     (world, fetch)
 }
 
 impl Scenario for Fetch {
-    fn description(&self) -> &str {
-        &self.text
-    }
-
-    fn focus_ok(&self, _world: &World, obj: ObjId) -> bool {
-        obj == self.target
-    }
-
-    fn subgoals(&self) -> &[Subgoal] {
-        &self.subgoals
+    fn brief(&self) -> &Brief {
+        &self.brief
     }
 
     fn solve(&self, planner: &mut Planner) {

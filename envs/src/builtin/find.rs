@@ -6,9 +6,9 @@
 //! real targets live in rooms the text never mentions.
 
 use rand::Rng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::IndexedRandom;
 
-use super::scenario::{Category, Check, Scenario, Split, Subgoal, subgoals};
+use super::scenario::{Brief, Category, Check, Focus, Scenario, Split};
 use crate::world::layout::{self, room_id};
 use crate::world::plan::Planner;
 use crate::world::{Command, Kind, ObjId, Object, Place, RoomId, World};
@@ -44,12 +44,10 @@ const PLANT_DECOYS: [&str; 2] = ["plastic", "painting of a"];
 
 /// One find episode.
 pub(crate) struct Find {
-    text: String,
-    category: Category,
+    brief: Brief,
     targets: Vec<ObjId>,
     box_id: ObjId,
     box_room: RoomId,
-    subgoals: Vec<Subgoal>,
 }
 
 /// Builds a find world for `category`: `variation` draws the world, `episode` the start room.
@@ -126,12 +124,7 @@ pub(crate) fn build(
     }
 
     let target_rooms: Vec<RoomId> = targets.iter().filter_map(|&t| world.room_of(t)).collect();
-    let mut starts: Vec<RoomId> = (0..world.rooms.len())
-        .filter(|r| !target_rooms.contains(r))
-        .collect();
-    starts.shuffle(episode);
-    world.enter(starts[0]);
-    world.visited = 1 << starts[0];
+    layout::start_agent(&mut world, episode, &target_rooms);
 
     let text = format!(
         "Your task is to find {}. First, focus on the thing. Then, move it to the {colour} box in \
@@ -139,19 +132,21 @@ pub(crate) fn build(
         category.phrase(),
         world.rooms[box_room].name
     );
-    let subgoals = subgoals([
-        (Check::Visited(box_room), 10.0),
-        (Check::Focused, 40.0),
-        (Check::CarryingFocus, 20.0),
-        (Check::FocusIn(box_id), 30.0),
-    ]);
-    let find = Find {
+    let brief = Brief::new(
         text,
-        category,
+        Focus::Category(category),
+        [
+            (Check::Visited(box_room), 10.0),
+            (Check::Focused, 40.0),
+            (Check::CarryingFocus, 20.0),
+            (Check::FocusIn(box_id), 30.0),
+        ],
+    );
+    let find = Find {
+        brief,
         targets,
         box_id,
         box_room,
-        subgoals,
     };
     (world, find)
 }
@@ -174,16 +169,8 @@ fn decoy_name(category: Category, rng: &mut impl Rng, split: Split) -> String {
 }
 
 impl Scenario for Find {
-    fn description(&self) -> &str {
-        &self.text
-    }
-
-    fn focus_ok(&self, world: &World, obj: ObjId) -> bool {
-        self.category.contains(world.objects[obj].kind)
-    }
-
-    fn subgoals(&self) -> &[Subgoal] {
-        &self.subgoals
+    fn brief(&self) -> &Brief {
+        &self.brief
     }
 
     fn solve(&self, planner: &mut Planner) {

@@ -106,7 +106,7 @@ impl Builtin {
     /// tests and inspection). `None` for an unknown task or variation.
     pub fn world(&self, task: &str, variation: u32, seed: u64) -> Option<(World, String)> {
         let (world, scenario) = self.build(task, variation, seed)?;
-        Some((world, scenario.description().to_string()))
+        Some((world, scenario.brief().text.clone()))
     }
 
     fn build(&self, task: &str, variation: u32, seed: u64) -> Option<(World, Box<dyn Scenario>)> {

@@ -7,8 +7,8 @@
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
-use super::scenario::{Check, Scenario, Split, Subgoal, subgoals};
-use crate::world::layout::{self, furniture_in, room_id};
+use super::scenario::{Brief, Check, Focus, Scenario, Split};
+use crate::world::layout::{self, hiding_place, room_id, start_agent};
 use crate::world::plan::Planner;
 use crate::world::{Command, ObjId, Object, Part, Place, RoomId, Terminal, World};
 
@@ -22,12 +22,11 @@ const WIRE_COLOURS: [&str; 6] = ["red", "black", "blue", "yellow", "green", "ora
 
 /// One power-component episode.
 pub(crate) struct Power {
-    text: String,
+    brief: Brief,
     bulb: ObjId,
     battery: ObjId,
     wires: [ObjId; 2],
     room: RoomId,
-    subgoals: Vec<Subgoal>,
 }
 
 /// Builds a power world: `variation` draws the world, `episode` the start room.
@@ -75,15 +74,7 @@ pub(crate) fn build(
             spot,
         ))
     });
-    let hiding_rooms: Vec<RoomId> = (0..world.rooms.len())
-        .filter(|&r| r != room && !furniture_in(&world, r, true).is_empty())
-        .collect();
-    let hiding_room = *hiding_rooms
-        .choose(variation)
-        .expect("rooms with closed furniture");
-    let hiding = *furniture_in(&world, hiding_room, true)
-        .choose(variation)
-        .expect("chosen for closed furniture");
+    let hiding = hiding_place(&world, variation, room);
     let battery = world.add(part(
         "new battery".into(),
         "It is a battery. Its charge indicator reads 100%.",
@@ -91,46 +82,37 @@ pub(crate) fn build(
         Place::In(hiding),
     ));
 
-    let mut starts: Vec<RoomId> = (0..world.rooms.len())
-        .filter(|&r| r != hiding_room)
-        .collect();
-    starts.shuffle(episode);
-    world.enter(starts[0]);
-    world.visited = 1 << starts[0];
+    let hiding_room = world.room_of(hiding).expect("furniture stands in a room");
+    start_agent(&mut world, episode, &[hiding_room]);
 
     let name = world.objects[bulb].name.clone();
     let text = format!(
         "Your task is to turn on the {name} by powering it with a battery. First, focus on the \
          {name}. Then, create an electrical circuit that powers it on."
     );
-    let subgoals = subgoals([
-        (Check::Focused, 10.0),
-        (Check::ClosedCircuit(bulb), 30.0),
-        (Check::Carrying(battery), 20.0),
-        (Check::Lit(bulb), 40.0),
-    ]);
-    let power = Power {
+    let brief = Brief::new(
         text,
+        Focus::Object(bulb),
+        [
+            (Check::Focused, 10.0),
+            (Check::ClosedCircuit(bulb), 30.0),
+            (Check::Carrying(battery), 20.0),
+            (Check::Lit(bulb), 40.0),
+        ],
+    );
+    let power = Power {
+        brief,
         bulb,
         battery,
         wires,
         room,
-        subgoals,
     };
     (world, power)
 }
 
 impl Scenario for Power {
-    fn description(&self) -> &str {
-        &self.text
-    }
-
-    fn focus_ok(&self, _world: &World, obj: ObjId) -> bool {
-        obj == self.bulb
-    }
-
-    fn subgoals(&self) -> &[Subgoal] {
-        &self.subgoals
+    fn brief(&self) -> &Brief {
+        &self.brief
     }
 
     fn solve(&self, planner: &mut Planner) {

@@ -4,16 +4,60 @@
 use crate::world::plan::Planner;
 use crate::world::{Kind, ObjId, RoomId, World};
 
-/// A task family's episode: description, focus rule, subgoals, solver.
+/// A task family's episode: what the agent is told and scored on, and how to solve it.
 pub(crate) trait Scenario: Send + Sync {
-    /// The task text the agent reads.
-    fn description(&self) -> &str;
-    /// Whether focusing on `obj` is right for this task (a wrong focus fails the episode).
-    fn focus_ok(&self, world: &World, obj: ObjId) -> bool;
-    /// Scored subgoals; the last one completes the task. Points add up to 100.
-    fn subgoals(&self) -> &[Subgoal];
+    /// The text, focus rule and subgoals.
+    fn brief(&self) -> &Brief;
     /// Plays a full solution on `planner` from the reset state.
     fn solve(&self, planner: &mut Planner);
+}
+
+/// What every scenario has: the task text, what may be focused on, and the scored subgoals.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Brief {
+    /// The task text the agent reads.
+    pub(crate) text: String,
+    /// What a right focus is (a wrong focus fails the episode).
+    pub(crate) focus: Focus,
+    /// Scored subgoals; the last one completes the task. Points add up to 100.
+    pub(crate) subgoals: Vec<Subgoal>,
+}
+
+/// What the agent may focus on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Focus {
+    /// Anything of this category.
+    Category(Category),
+    /// Exactly this object.
+    Object(ObjId),
+}
+
+impl Brief {
+    /// A brief; `subgoals` lists (condition, points) with points adding up to 100.
+    pub(crate) fn new<const N: usize>(
+        text: String,
+        focus: Focus,
+        subgoals: [(Check, f32); N],
+    ) -> Self {
+        let subgoals: Vec<Subgoal> = subgoals
+            .into_iter()
+            .map(|(check, points)| Subgoal { check, points })
+            .collect();
+        debug_assert_eq!(subgoals.iter().map(|s| s.points).sum::<f32>(), 100.0);
+        Self {
+            text,
+            focus,
+            subgoals,
+        }
+    }
+
+    /// Whether focusing on `obj` is right.
+    pub(crate) fn focus_ok(&self, world: &World, obj: ObjId) -> bool {
+        match self.focus {
+            Focus::Category(category) => category.contains(world.objects[obj].kind),
+            Focus::Object(target) => obj == target,
+        }
+    }
 }
 
 /// Points for a condition, earned the first time it holds.
@@ -57,16 +101,6 @@ impl Check {
             Check::Lit(bulb) => world.is_lit(bulb),
         }
     }
-}
-
-/// Shorthand for a subgoal table.
-pub(crate) fn subgoals<const N: usize>(table: [(Check, f32); N]) -> Vec<Subgoal> {
-    let list: Vec<Subgoal> = table
-        .into_iter()
-        .map(|(check, points)| Subgoal { check, points })
-        .collect();
-    debug_assert_eq!(list.iter().map(|s| s.points).sum::<f32>(), 100.0);
-    list
 }
 
 /// Classification categories of the find family.

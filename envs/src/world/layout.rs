@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
-use super::{Door, Object, Place, Room, RoomId, World};
+use super::{Door, ObjId, Object, Place, Room, RoomId, World};
 
 /// Room names; index = [`RoomId`].
 pub const ROOMS: [&str; 10] = [
@@ -168,4 +168,27 @@ pub fn open_spot_in(world: &World, rng: &mut impl Rng, room: RoomId) -> Place {
         Place::In(c) if world.objects[c].container.is_some_and(|l| l.openable) => Place::Room(room),
         open => open,
     }
+}
+
+/// Puts the agent in a random room not in `avoid`, as the only room visited so far.
+pub fn start_agent(world: &mut World, rng: &mut impl Rng, avoid: &[RoomId]) {
+    let starts: Vec<RoomId> = (0..world.rooms.len())
+        .filter(|r| !avoid.contains(r))
+        .collect();
+    let start = *starts.choose(rng).expect("some room is not avoided");
+    world.agent = start;
+    world.visited = 1 << start;
+}
+
+/// Closed furniture in a random room other than `not_in`: where things are hidden.
+pub fn hiding_place(world: &World, rng: &mut impl Rng, not_in: RoomId) -> ObjId {
+    let rooms: Vec<RoomId> = (0..world.rooms.len())
+        .filter(|&r| r != not_in && !furniture_in(world, r, true).is_empty())
+        .collect();
+    let room = *rooms
+        .choose(rng)
+        .expect("the house has closed furniture in several rooms");
+    *furniture_in(world, room, true)
+        .choose(rng)
+        .expect("chosen for closed furniture")
 }
