@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     started = time.monotonic()
+    # From here on SIGTERM/SIGINT only ask for a clean stop (honoured once startup is done).
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.set())
 
     workers = args.workers or 2 * args.max_sessions + 4
     server = grpc.server(
@@ -160,9 +164,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"listening on {host}:{port}", file=stdout, flush=True)
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stop.set())
     while not stop.wait(0.5):
         pass
 

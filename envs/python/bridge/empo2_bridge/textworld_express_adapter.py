@@ -137,11 +137,11 @@ class TextWorldExpressAdapter(PooledAdapter):
         first.env.load(games[0], "")
         train_seeds = java_ints(first.env.server.getSeedsTrain())
         test_seeds = java_ints(first.env.server.getSeedsTest())
-        if train > len(train_seeds) or test > len(test_seeds):
+        if not (1 <= train <= len(train_seeds) and 0 <= test <= len(test_seeds)):
             first.close()
             raise SystemExit(
-                f"TextWorld Express has {len(train_seeds)} train and {len(test_seeds)} test "
-                f"seeds; asked for {train} and {test}"
+                f"--train-variations must be 1..{len(train_seeds)} and --test-variations "
+                f"0..{len(test_seeds)}; got {train} and {test}"
             )
         self.variations = Variations(train_seeds[:train], test_seeds[:test])
         first.variations = self.variations
