@@ -144,7 +144,8 @@ async fn over_grpc(
         .iter()
         .find(|t| t.name == task)
         .ok_or_else(|| EnvError::Internal(format!("{name}: no task `{task}`")))?;
-    let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     let mut episode = None;
     let mut total = Duration::ZERO;
     for _ in 0..steps {

@@ -22,7 +22,9 @@ struct Bridge {
 impl Bridge {
     /// Runs `envs/python/<script> --listen 127.0.0.1:0` and waits for its `listening on` line.
     fn start(script: &str) -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("python")
+            .join(script);
         let mut child = Command::new("bash")
             .arg(&path)
             .args(["--listen", "127.0.0.1:0", "--log-level", "WARNING"])
@@ -53,7 +55,10 @@ impl Bridge {
     /// SIGKILL to the whole process group: no goodbye, as when a machine loses the process.
     fn kill_9(&mut self) {
         let group = format!("-{}", self.child.id());
-        Command::new("kill").args(["-9", "--", &group]).status().ok();
+        Command::new("kill")
+            .args(["-9", "--", &group])
+            .status()
+            .ok();
         self.child.wait().ok();
     }
 }
@@ -77,7 +82,11 @@ fn spec(task: &str, variation: u32) -> ResetSpec {
 async fn play_gold(client: &mut EnvClient, spec: &ResetSpec) -> (f32, bool, usize) {
     let started = client.reset(spec).await.unwrap();
     assert!(!started.observation.text.is_empty());
-    assert!(!started.observation.valid_actions.is_empty(), "{}: no valid actions", spec.task);
+    assert!(
+        !started.observation.valid_actions.is_empty(),
+        "{}: no valid actions",
+        spec.task
+    );
     let gold = client.gold_path(&started.session).await.unwrap();
     let mut result = (started.score, false, 0);
     for (i, action) in gold.iter().enumerate() {
@@ -92,15 +101,24 @@ async fn play_gold(client: &mut EnvClient, spec: &ResetSpec) -> (f32, bool, usiz
 }
 
 fn first_train(tasks: &[TaskInfo], name: &str) -> u32 {
-    let task = tasks.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no task {name}"));
+    let task = tasks
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no task {name}"));
     task.train_variations[0]
 }
 
 fn assert_splits(tasks: &[TaskInfo]) {
     for t in tasks {
-        assert!(!t.train_variations.is_empty() && !t.test_variations.is_empty(), "{}", t.name);
         assert!(
-            t.train_variations.iter().all(|v| !t.test_variations.contains(v)),
+            !t.train_variations.is_empty() && !t.test_variations.is_empty(),
+            "{}",
+            t.name
+        );
+        assert!(
+            t.train_variations
+                .iter()
+                .all(|v| !t.test_variations.contains(v)),
             "{}: train and test overlap",
             t.name
         );
@@ -134,13 +152,25 @@ async fn textworld_express_gold_paths_reach_the_full_score() {
     let mut client = EnvClient::connect(&bridge.endpoint).await.unwrap();
     let (name, tasks) = client.list_tasks().await.unwrap();
     assert_eq!(name, "textworld-express");
-    assert!(tasks.len() >= 6, "TWX offers its procedural games: {tasks:?}");
+    assert!(
+        tasks.len() >= 6,
+        "TWX offers its procedural games: {tasks:?}"
+    );
     assert_splits(&tasks);
     for task in &tasks {
         for variation in [task.train_variations[0], task.test_variations[0]] {
-            let (score, success, steps) = play_gold(&mut client, &spec(&task.name, variation)).await;
-            eprintln!("textworld-express {} v{variation}: score {score} in {steps} steps", task.name);
-            assert_eq!((score, success), (100.0, true), "{} v{variation}", task.name);
+            let (score, success, steps) =
+                play_gold(&mut client, &spec(&task.name, variation)).await;
+            eprintln!(
+                "textworld-express {} v{variation}: score {score} in {steps} steps",
+                task.name
+            );
+            assert_eq!(
+                (score, success),
+                (100.0, true),
+                "{} v{variation}",
+                task.name
+            );
         }
     }
 }
@@ -153,18 +183,41 @@ async fn a_bridge_refuses_bad_input_and_its_death_is_reported() {
     let task = &tasks[0];
     let code = |err: EnvError| err.code();
 
-    assert_eq!(code(client.reset(&spec("no-such-task", 0)).await.unwrap_err()), Code::NotFound);
-    assert_eq!(code(client.reset(&spec(&task.name, 999_999)).await.unwrap_err()), Code::NotFound);
-    let session = client.reset(&spec(&task.name, task.train_variations[0])).await.unwrap().session;
-    assert_eq!(code(client.step(&session, "").await.unwrap_err()), Code::InvalidArgument);
+    assert_eq!(
+        code(client.reset(&spec("no-such-task", 0)).await.unwrap_err()),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(client.reset(&spec(&task.name, 999_999)).await.unwrap_err()),
+        Code::NotFound
+    );
+    let session = client
+        .reset(&spec(&task.name, task.train_variations[0]))
+        .await
+        .unwrap()
+        .session;
+    assert_eq!(
+        code(client.step(&session, "").await.unwrap_err()),
+        Code::InvalidArgument
+    );
     let long = "x".repeat(100 * 1024);
-    assert_eq!(code(client.step(&session, &long).await.unwrap_err()), Code::InvalidArgument);
-    assert_eq!(code(client.step("no-such-session", "look").await.unwrap_err()), Code::NotFound);
+    assert_eq!(
+        code(client.step(&session, &long).await.unwrap_err()),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(client.step("no-such-session", "look").await.unwrap_err()),
+        Code::NotFound
+    );
     // The session survived every refusal.
     client.step(&session, "look around").await.unwrap();
 
     // Step after done.
-    let finished = client.reset(&spec(&task.name, task.train_variations[1])).await.unwrap().session;
+    let finished = client
+        .reset(&spec(&task.name, task.train_variations[1]))
+        .await
+        .unwrap()
+        .session;
     let gold = client.gold_path(&finished).await.unwrap();
     for action in &gold {
         if client.step(&finished, action).await.unwrap().done {

@@ -43,9 +43,9 @@ impl Latency {
             .unwrap_or(u64::MAX)
             .max(1);
         let mut methods = self.methods.lock().expect("latency lock");
-        let histogram = methods
-            .entry(method)
-            .or_insert_with(|| Histogram::new(3).expect("3 significant digits is valid"));
+        let histogram = methods.entry(method).or_insert_with(|| {
+            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+        });
         histogram.saturating_record(micros);
     }
 
@@ -74,5 +74,20 @@ pub struct Timer<'a> {
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
         self.latency.record(self.method, self.start.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: an auto-resizing histogram never grows under `saturating_record`, so every
+    /// request slower than ~2 ms was reported as 2 ms.
+    #[test]
+    fn slow_requests_are_not_clamped() {
+        let latency = Latency::default();
+        latency.record("Retrieve", Duration::from_millis(250));
+        let summary = &latency.summary()[0];
+        assert!((249_000..=251_000).contains(&summary.p99_us), "{summary:?}");
     }
 }
