@@ -1,0 +1,28 @@
+//! The actor's one error type.
+
+/// Everything that can go wrong playing a group.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    /// The environment refused a request or is unreachable.
+    #[error(transparent)]
+    Env(#[from] envs::EnvError),
+    /// The tip memory service failed or is unreachable.
+    #[error("tip memory at {endpoint}: {status}")]
+    Memory {
+        /// The service address.
+        endpoint: String,
+        /// What it answered.
+        status: tonic::Status,
+    },
+    /// The memory service could not be reached at all.
+    #[error("tip memory at {endpoint} is unreachable: {message}")]
+    MemoryUnavailable {
+        /// The service address.
+        endpoint: String,
+        /// What the transport said.
+        message: String,
+    },
+    /// The policy failed (bad token, context exceeded).
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+}

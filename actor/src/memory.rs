@@ -1,0 +1,136 @@
+//! The tip memory client the actor uses: tips for the episode so far, novelty rewards for
+//! visited states, and the entries written at the end of an episode.
+
+use std::time::Duration;
+
+use empo2_proto::memory::v1 as pb;
+use empo2_proto::memory::v1::tip_memory_client::TipMemoryClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ActorError;
+
+/// A connection to the tip memory service.
+#[derive(Debug, Clone)]
+pub struct MemoryClient {
+    inner: TipMemoryClient<Channel>,
+    endpoint: String,
+}
+
+/// One entry to store: the text shown in prompts, keyed by the final episode text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// `tip; the action at that step was …; final score G/100`.
+    pub text: String,
+    /// The final episode text (embedded as the key).
+    pub key_text: String,
+    /// The final score G.
+    pub score: f32,
+}
+
+impl MemoryClient {
+    /// Connects to `endpoint` (`http://host:port` or `host:port`).
+    pub async fn connect(endpoint: &str) -> Result<Self, ActorError> {
+        let url = if endpoint.contains("://") {
+            endpoint.to_string()
+        } else {
+            format!("http://{endpoint}")
+        };
+        let unavailable = |e: &dyn std::fmt::Display| ActorError::MemoryUnavailable {
+            endpoint: url.clone(),
+            message: e.to_string(),
+        };
+        let channel = Endpoint::from_shared(url.clone())
+            .map_err(|e| unavailable(&e))?
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(Self {
+            inner: TipMemoryClient::new(channel),
+            endpoint: url,
+        })
+    }
+
+    fn error(&self, status: tonic::Status) -> ActorError {
+        ActorError::Memory {
+            endpoint: self.endpoint.clone(),
+            status,
+        }
+    }
+
+    /// The tips of `slot` matching `episode_so_far`, best first (service defaults: cosine > 0.5,
+    /// ranked by score, at most 10).
+    pub async fn retrieve(
+        &mut self,
+        slot: &str,
+        episode_so_far: &str,
+    ) -> Result<Vec<String>, ActorError> {
+        let request = pb::RetrieveRequest {
+            slot: slot.to_string(),
+            query: Some(pb::retrieve_request::Query::Text(
+                episode_so_far.to_string(),
+            )),
+            threshold: None,
+            limit: None,
+            rank: 0,
+        };
+        let response = self
+            .inner
+            .retrieve(request)
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(response
+            .into_inner()
+            .entries
+            .into_iter()
+            .map(|e| e.text)
+            .collect())
+    }
+
+    /// The intrinsic reward 1/(n+1) of visiting `state` in `slot` (n similar states seen
+    /// before); the state is recorded.
+    pub async fn novelty(&mut self, slot: &str, state: &str) -> Result<f32, ActorError> {
+        let request = pb::NoveltyRequest {
+            slot: slot.to_string(),
+            state: Some(pb::novelty_request::State::Text(state.to_string())),
+            threshold: None,
+            record: true,
+        };
+        let response = self
+            .inner
+            .novelty(request)
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(response.into_inner().reward)
+    }
+
+    /// Stores an episode's entries in `slot`, atomically.
+    pub async fn insert(
+        &mut self,
+        slot: &str,
+        entries: &[Entry],
+        policy_version: u64,
+    ) -> Result<(), ActorError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let request = pb::InsertRequest {
+            entries: entries
+                .iter()
+                .map(|e| pb::InsertEntry {
+                    slot: slot.to_string(),
+                    text: e.text.clone(),
+                    key: Some(pb::insert_entry::Key::KeyText(e.key_text.clone())),
+                    score: e.score,
+                    policy_version,
+                })
+                .collect(),
+        };
+        self.inner
+            .insert(request)
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! The pieces of an episode's prompt in ChatML, each tokenised on its own as a segment, so the
+//! learner can leave tip blocks out without cutting through a BPE merge (ALGORITHM.md §3).
+//!
+//! ```text
+//! system   <|im_start|>system\n{instructions + task}<|im_end|>\n
+//! obs      <|im_start|>user\n{observation}<|im_end|>\n          (later turns start with \n)
+//! tip      <|im_start|>user\n<tip>Here are some memories …\n{tips}</tip><|im_end|>\n
+//! obs      <|im_start|>assistant\n
+//! action   {sampled tokens}<|im_end|>
+//! ```
+
+use learner::{Segment, SegmentKind};
+use policy::ChatTokenizer;
+use policy::tokenizer::chatml;
+
+use crate::error::ActorError;
+
+/// What opens every tip block (the reference's wording).
+pub const TIP_HEADER: &str = "Here are some memories you collected in your previous exploration:";
+
+/// The system turn: how to act, and the task.
+pub fn system(task: &str) -> String {
+    chatml::turn(
+        "system",
+        &format!(
+            "You are an agent in a text world. Reply with one action, such as `look around`, \
+             `go to kitchen`, `open door to hallway`, `take red wire` or `focus on cat`.\n{task}"
+        ),
+    )
+}
+
+/// A user turn with an observation; turns after the first begin a new line after the
+/// previous action's end token.
+pub fn observation(text: &str, first: bool) -> String {
+    let turn = chatml::turn("user", text.trim());
+    if first { turn } else { format!("\n{turn}") }
+}
+
+/// A user turn with retrieved tips, best first.
+pub fn tips(tips: &[String]) -> String {
+    chatml::turn(
+        "user",
+        &format!("<tip>{TIP_HEADER}\n{}</tip>", tips.join("\n")),
+    )
+}
+
+/// Tokenises `text` as one segment of `kind`.
+pub fn segment(
+    tokenizer: &ChatTokenizer,
+    kind: SegmentKind,
+    text: &str,
+) -> Result<Segment, ActorError> {
+    Ok(Segment {
+        kind,
+        tokens: tokenizer.encode(text)?,
+        logprobs: Vec::new(),
+    })
+}
+
+/// The assistant prompt that precedes each sampled action (kept in every mode's sequence).
+pub fn assistant_prompt() -> String {
+    chatml::assistant_prompt()
+}

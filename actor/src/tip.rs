@@ -1,0 +1,86 @@
+//! The `summary` tip writer (ALGORITHM.md §3): a deterministic sentence about what an episode
+//! tried, what changed the score and how far it got — for small models that cannot yet write
+//! tips themselves. Under 100 words.
+
+/// One step of a finished episode, as the writer sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// The action sent to the environment.
+    pub action: String,
+    /// Extrinsic reward of the step.
+    pub reward: f32,
+    /// The observation after it.
+    pub observation: String,
+}
+
+/// A one-sentence summary of an episode.
+pub fn summary(steps: &[StepRecord], final_score: f32, success: bool) -> String {
+    let mut rooms: Vec<&str> = Vec::new();
+    for s in steps {
+        let room = s
+            .observation
+            .strip_prefix("You move to the ")
+            .and_then(|r| r.strip_suffix('.'));
+        if let Some(room) = room.filter(|r| !rooms.contains(r)) {
+            rooms.push(room);
+        }
+    }
+    let scoring: Vec<String> = steps
+        .iter()
+        .filter(|s| s.reward != 0.0)
+        .take(6)
+        .map(|s| format!("{} ({:+})", s.action, s.reward))
+        .collect();
+    let mut text = format!("In {} steps", steps.len());
+    if !rooms.is_empty() {
+        text.push_str(&format!(
+            " I visited {}",
+            rooms.iter().take(6).copied().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if scoring.is_empty() {
+        text.push_str("; no action changed the score");
+    } else {
+        text.push_str(&format!("; the score changed on {}", scoring.join(", ")));
+    }
+    let outcome = if success { "solved" } else { "not solved" };
+    text.push_str(&format!("; final score {final_score}/100, {outcome}."));
+    text
+}
+
+/// The memory entry of step `action`: `tip; the action at that step was …; final score G/100`.
+pub fn entry_text(tip: &str, action: &str, final_score: f32) -> String {
+    format!("{tip}; the action at that step was {action}; final score {final_score}/100")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarises_rooms_scoring_actions_and_outcome() {
+        let step = |action: &str, reward, observation: &str| StepRecord {
+            action: action.into(),
+            reward,
+            observation: observation.into(),
+        };
+        let steps = [
+            step("go to hallway", 0.0, "You move to the hallway."),
+            step("go to bedroom", 10.0, "You move to the bedroom."),
+            step(
+                "focus on toy cat",
+                -110.0,
+                "You focus on the toy cat. That is not …",
+            ),
+        ];
+        assert_eq!(
+            summary(&steps, -100.0, false),
+            "In 3 steps I visited hallway, bedroom; the score changed on go to bedroom (+10), \
+             focus on toy cat (-110); final score -100/100, not solved."
+        );
+        assert_eq!(
+            entry_text("a tip", "go to bedroom", 10.0),
+            "a tip; the action at that step was go to bedroom; final score 10/100"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! A group played for real: the tiny policy, the built-in world over gRPC and the tip memory
+//! service (embedded store, hash embedder) over gRPC, all on loopback.
+//!
+//! 1. a mem_off group: every episode is complete and valid, tips are written and stored
+//! 2. a second group of the same slot is shown those tips, as their own segments
+//! 3. a plain group: no tip segments, no retrievals
+
+use std::sync::Arc;
+
+use actor::{GroupSpec, MemoryClient, Sampling, play_group};
+use envs::EnvClient;
+use learner::{Mode, SegmentKind};
+use memory_service::MemoryConfig;
+use memory_service::config::EmbedderKind;
+use policy::init::{Preset, init_policy};
+
+async fn serve_env() -> EnvClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let env = Arc::new(envs::Builtin::new());
+    tokio::spawn(envs::serve(
+        listener,
+        env,
+        Default::default(),
+        std::future::pending(),
+    ));
+    EnvClient::connect(&addr.to_string()).await.unwrap()
+}
+
+async fn serve_memory(dir: &std::path::Path) -> MemoryClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut cfg = MemoryConfig::default();
+    cfg.embedder.kind = EmbedderKind::Hash;
+    cfg.data_dir = dir.to_path_buf();
+    tokio::spawn(memory_service::serve(listener, cfg, std::future::pending()));
+    for _ in 0..100 {
+        if let Ok(client) = MemoryClient::connect(&addr.to_string()).await {
+            return client;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("memory service did not start");
+}
+
+fn spec(mode: Mode, seed: u64) -> GroupSpec {
+    GroupSpec {
+        task: "find-animal".into(),
+        variation: 3,
+        slot: "find-animal/3".into(),
+        mode,
+        group_size: 4,
+        seed,
+        sampling: Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_action_tokens: 8,
+            max_steps: 6,
+            max_prompt_tokens: 2048,
+        },
+        policy_version: 0,
+        write_tips: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_play_with_tips_and_without() {
+    let policy = init_policy(Preset::Tiny, 3).unwrap();
+    let vocab = policy.tokenizer.vocab_size();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = serve_env().await;
+    let mut memory = serve_memory(dir.path()).await;
+
+    let (first, timing) = play_group(&policy, &mut env, Some(&mut memory), &spec(Mode::MemOff, 1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 4);
+    for p in &first {
+        p.episode.validate(vocab).unwrap();
+        assert!(p.steps >= 1 && p.steps <= 6);
+        assert_eq!(p.episode.extrinsic.len(), p.steps);
+        assert_eq!(p.episode.intrinsic.len(), p.steps);
+        assert!(
+            p.episode.intrinsic.iter().all(|r| *r > 0.0 && *r <= 1.0),
+            "novelty rewards 1/(n+1)"
+        );
+        let actions = p
+            .episode
+            .segments
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Action)
+            .count();
+        assert_eq!(actions, p.steps);
+        assert!(p.tip.contains("final score"), "{}", p.tip);
+        assert!(p.retrievals >= p.steps, "one retrieval per turn");
+    }
+    assert!(timing.tokens > 0 && timing.memory > std::time::Duration::ZERO);
+    eprintln!(
+        "1. mem_off group: scores {:?}, {timing:?}",
+        first.iter().map(|p| p.final_score).collect::<Vec<_>>()
+    );
+
+    let (second, _) = play_group(&policy, &mut env, Some(&mut memory), &spec(Mode::MemOn, 2))
+        .await
+        .unwrap();
+    let shown: usize = second.iter().map(|p| p.tips_shown).sum();
+    assert!(
+        shown > 0,
+        "the second group retrieves the first group's tips"
+    );
+    let tip_segments = second[0]
+        .episode
+        .segments
+        .iter()
+        .filter(|s| s.kind == SegmentKind::Tip)
+        .count();
+    assert!(tip_segments > 0);
+    eprintln!("2. mem_on group: {shown} tips shown");
+
+    let (plain, _) = play_group(&policy, &mut env, Some(&mut memory), &spec(Mode::Plain, 3))
+        .await
+        .unwrap();
+    for p in &plain {
+        assert_eq!(p.retrievals, 0);
+        assert!(
+            p.episode
+                .segments
+                .iter()
+                .all(|s| s.kind != SegmentKind::Tip)
+        );
+    }
+    eprintln!("3. plain group: no tips");
+}
