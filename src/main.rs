@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod logging;
 mod shutdown;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

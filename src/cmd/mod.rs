@@ -4,6 +4,7 @@ mod bench;
 mod env;
 mod memory;
 mod model;
+mod train;
 
 use std::path::Path;
 
@@ -12,6 +13,9 @@ use clap::Subcommand;
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a policy with EMPO² in one process: tip memory, built-in worlds, rollouts and
+    /// updates over loopback, then evaluate it on the test variations.
+    Train(train::Args),
     /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
     Memory(memory::Args),
     /// Environments: serve the built-in worlds, or play any served environment.
@@ -40,6 +44,7 @@ impl Command {
 pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> {
     let cfg = crate::config::load(config)?;
     match command {
+        Command::Train(args) => train::run(args, cfg).await,
         Command::Memory(args) => memory::run(args, cfg.memory).await,
         Command::Env(command) => env::run(command, cfg.env).await,
         Command::Model(command) => model::run(command),
