@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use empo2_proto::memory::v1 as pb;
 use empo2_proto::memory::v1::tip_memory_client::TipMemoryClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::ActorError;
 
@@ -30,22 +30,13 @@ pub struct Entry {
 impl MemoryClient {
     /// Connects to `endpoint` (`http://host:port` or `host:port`).
     pub async fn connect(endpoint: &str) -> Result<Self, ActorError> {
-        let url = if endpoint.contains("://") {
-            endpoint.to_string()
-        } else {
-            format!("http://{endpoint}")
-        };
-        let unavailable = |e: &dyn std::fmt::Display| ActorError::MemoryUnavailable {
-            endpoint: url.clone(),
-            message: e.to_string(),
-        };
-        let channel = Endpoint::from_shared(url.clone())
-            .map_err(|e| unavailable(&e))?
-            .timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .connect()
+        let url = empo2_proto::url(endpoint);
+        let channel = empo2_proto::connect(&url, Duration::from_secs(60))
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|message| ActorError::MemoryUnavailable {
+                endpoint: url.clone(),
+                message,
+            })?;
         Ok(Self {
             inner: TipMemoryClient::new(channel),
             endpoint: url,

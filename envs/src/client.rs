@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use empo2_proto::env::v1 as pb;
 use empo2_proto::env::v1::environment_client::EnvironmentClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::environment::{EnvError, Observation, ResetSpec, StepOutcome, TaskInfo};
 use crate::wire;
@@ -38,23 +38,13 @@ pub struct EnvClient {
 impl EnvClient {
     /// Connects to `endpoint` (`http://host:port`, or `host:port`).
     pub async fn connect(endpoint: &str) -> Result<Self, EnvError> {
-        let url = if endpoint.contains("://") {
-            endpoint.to_string()
-        } else {
-            format!("http://{endpoint}")
-        };
-        let unavailable = |e: &dyn std::fmt::Display| EnvError::Unavailable {
-            endpoint: url.clone(),
-            message: e.to_string(),
-        };
-        let channel = Endpoint::from_shared(url.clone())
-            .map_err(|e| unavailable(&e))?
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            .connect()
+        let url = empo2_proto::url(endpoint);
+        let channel = empo2_proto::connect(&url, REQUEST_TIMEOUT)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|message| EnvError::Unavailable {
+                endpoint: url.clone(),
+                message,
+            })?;
         let inner = EnvironmentClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         Ok(Self {
             inner,

@@ -5,6 +5,7 @@
 //! - [`learner`]: `Learner`, leases, trajectories and weight broadcast.
 //! - [`codec`]: the prost codec with malformed requests reported as `INVALID_ARGUMENT`.
 //! - [`standard_services`]: gRPC health and reflection, shared by every server.
+//! - [`url`], [`connect`]: how every client dials a server.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -63,4 +64,29 @@ pub fn standard_services(
         reporter,
         tonic::service::Routes::new(health).add_service(reflection),
     )
+}
+
+/// `http://host:port` for a bare `host:port`; anything with a scheme is returned as is.
+pub fn url(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+/// Connects a channel to `url` (see [`url`]): TCP_NODELAY, 10 s to connect, `timeout` per
+/// request. The error is the transport's message, for the caller's own error type.
+pub async fn connect(
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("invalid address: {e}"))?
+        .timeout(timeout)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
 }
