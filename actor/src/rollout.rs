@@ -259,7 +259,7 @@ pub async fn play_group(
                 .iter()
                 .map(|s| Entry {
                     text: tip::entry_text(&tip, &s.action, row.score),
-                    key_text: tail(&row.text, 8 * 1024).to_string(),
+                    key_text: head(&row.text, EMBED_TEXT_BYTES).to_string(),
                     score: row.score,
                 })
                 .collect();
@@ -342,7 +342,9 @@ async fn next_turn(
     )?];
     if let Some(memory) = memory {
         let started = Instant::now();
-        let tips = memory.retrieve(slot, tail(&row.text, 8 * 1024)).await?;
+        let tips = memory
+            .retrieve(slot, head(&row.text, EMBED_TEXT_BYTES))
+            .await?;
         timing.memory += started.elapsed();
         row.retrievals += 1;
         if !tips.is_empty() {
@@ -373,11 +375,17 @@ fn segments_in_turn(row: &Row) -> usize {
         .count()
 }
 
-/// The last `max` bytes of `text`, at a character boundary.
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
+/// Most bytes of episode text sent to be embedded. all-MiniLM-L6-v2 reads the first 256
+/// word pieces of a text (about 1 KB), so the query and the key are, as in the reference, the
+/// embedding of the episode's beginning — task and first observations — and the rest would
+/// only cost tokenisation.
+const EMBED_TEXT_BYTES: usize = 4 * 1024;
+
+/// The first `max` bytes of `text`, at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    &text[start..]
+    &text[..end]
 }
