@@ -105,6 +105,8 @@ struct Row {
 }
 
 /// Plays the group and returns its episodes (all of them, or an error: never part of one).
+/// Needs a multi-threaded tokio runtime: sampling runs in `block_in_place`, so the services
+/// on the same runtime keep answering while the policy computes.
 pub async fn play_group(
     policy: &Policy,
     env: &mut EnvClient,
