@@ -245,6 +245,9 @@ fn bad_resets_and_actions_are_refused() {
         err.to_string(),
         "task `find-plant` has no variation 300 (train 0..200, test 200..300)"
     );
+    // Called directly, without a Session's checks, the world says the same.
+    let direct = env.reset(&spec("find-plant", VARIATIONS, 0)).err().unwrap();
+    assert_eq!(direct.to_string(), err.to_string());
     let mut with_option = spec("find-plant", 0, 0);
     with_option
         .options

@@ -149,9 +149,17 @@ impl Environment for Builtin {
         }
         let (world, scenario) = self
             .build(&spec.task, spec.variation, spec.seed)
-            .ok_or_else(|| EnvError::UnknownTask {
-                task: spec.task.clone(),
-                known: TASKS.map(|t| t.name).join(", "),
+            .ok_or_else(|| match TASKS.iter().any(|t| t.name == spec.task) {
+                true => EnvError::UnknownVariation {
+                    task: spec.task.clone(),
+                    variation: spec.variation,
+                    train: format!("0..{TRAIN_VARIATIONS}"),
+                    test: format!("{TRAIN_VARIATIONS}..{VARIATIONS}"),
+                },
+                false => EnvError::UnknownTask {
+                    task: spec.task.clone(),
+                    known: TASKS.map(|t| t.name).join(", "),
+                },
             })?;
         Ok(Box::new(BuiltinEpisode::new(world, scenario)))
     }
