@@ -18,8 +18,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// `[env]`: the built-in environment server.
     pub env: envs::server::ServerConfig,
-    /// `[train]`: the in-process training job.
-    pub train: crate::train::TrainConfig,
+    /// `[train]`: the training job (`empo2 train | learner | actor | eval`).
+    pub train: learner::TrainConfig,
 }
 
 /// Loads defaults, then `path` (if given), then the environment.

@@ -25,8 +25,22 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = logging::Format::Text)]
     log_format: logging::Format,
 
+    /// Serve Prometheus metrics (`/metrics`) on this address, e.g. 0.0.0.0:9090.
+    #[arg(long, global = true, env = "EMPO2_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+
     #[command(subcommand)]
     command: cmd::Command,
+}
+
+/// Installs the Prometheus exporter (inside the runtime, which it serves on).
+fn export_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    tracing::info!(%addr, "Prometheus metrics at /metrics");
+    Ok(())
 }
 
 /// Pins candle's CPU thread pool to the cores this process may use, unless the user chose
@@ -58,7 +72,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(cmd::run(cli.command, cli.config.as_deref())));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                if let Some(addr) = cli.metrics_listen {
+                    export_metrics(addr)?;
+                }
+                cmd::run(cli.command, cli.config.as_deref()).await
+            })
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -22,6 +22,15 @@ pub enum ActorError {
         /// What the transport said.
         message: String,
     },
+    /// A lease cannot be played as given.
+    #[error("lease: {0}")]
+    Lease(String),
+    /// The weights the lease needs did not arrive or did not load.
+    #[error("weights: {0}")]
+    Weights(String),
+    /// The learner refused a request or is unreachable.
+    #[error("learner: {0}")]
+    Learner(tonic::Status),
     /// The policy failed (bad token, context exceeded).
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),

@@ -107,13 +107,13 @@ struct Row {
 /// Plays the group and returns its episodes (all of them, or an error: never part of one).
 /// Needs a multi-threaded tokio runtime: sampling runs in `block_in_place`, so the services
 /// on the same runtime keep answering while the policy computes.
+#[tracing::instrument(name = "group", skip_all, fields(task = %spec.task, variation = spec.variation, mode = ?spec.mode))]
 pub async fn play_group(
     policy: &Policy,
     env: &mut EnvClient,
     mut memory: Option<&mut MemoryClient>,
     spec: &GroupSpec,
 ) -> Result<(Vec<Played>, Timing), ActorError> {
-    let _span = tracing::info_span!("group", task = %spec.task, variation = spec.variation, mode = ?spec.mode).entered();
     let mut timing = Timing::default();
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let tok = &policy.tokenizer;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 pub use crate::error::EnvError;
 
 /// One task an environment offers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskInfo {
     /// Stable name, e.g. `power-component`.
     pub name: String,

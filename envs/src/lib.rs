@@ -9,7 +9,7 @@
 //! - [`server`]: serve any [`Environment`] over gRPC (`empo2.env.v1.Environment`).
 //! - [`client`]: [`EnvClient`], the gRPC client actors use for every environment.
 //! - [`bench`]: the `empo2 bench env` benchmark.
-//! - `wire`: proto ↔ domain conversions (private).
+//! - [`wire`]: proto ↔ domain conversions (tasks are public, for the learner's registry).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -21,7 +21,7 @@ pub mod environment;
 mod error;
 pub mod server;
 pub mod session;
-mod wire;
+pub mod wire;
 pub mod world;
 
 pub use builtin::Builtin;

@@ -54,7 +54,8 @@ pub(crate) fn reset_request(spec: &ResetSpec) -> pb::ResetRequest {
     }
 }
 
-pub(crate) fn task_to_pb(task: &TaskInfo) -> pb::TaskInfo {
+/// A task as env.proto sends it.
+pub fn task_to_pb(task: &TaskInfo) -> pb::TaskInfo {
     let TaskInfo {
         name,
         description,
@@ -71,7 +72,8 @@ pub(crate) fn task_to_pb(task: &TaskInfo) -> pb::TaskInfo {
     }
 }
 
-pub(crate) fn task_from_pb(task: pb::TaskInfo) -> TaskInfo {
+/// A task as env.proto sent it.
+pub fn task_from_pb(task: pb::TaskInfo) -> TaskInfo {
     let pb::TaskInfo {
         name,
         description,

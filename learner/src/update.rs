@@ -3,11 +3,11 @@
 //! and step AdamW.
 
 use candle_core::{DType, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use policy::Policy;
 use policy::score::token_logprobs;
 use serde::{Deserialize, Serialize};
 
+use crate::adamw::AdamW;
 use crate::error::LearnerError;
 use crate::loss::{LossConfig, LossStats, empo2_loss};
 use crate::pack::Packed;
@@ -36,12 +36,7 @@ impl Default for OptimConfig {
 
 /// AdamW over every parameter of a policy.
 pub fn optimizer(policy: &Policy, cfg: &OptimConfig) -> Result<AdamW, LearnerError> {
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        ..ParamsAdamW::default()
-    };
-    Ok(AdamW::new(policy.vars.all_vars(), params)?)
+    AdamW::new(&policy.vars, cfg.lr, cfg.weight_decay)
 }
 
 /// A packed episode with its advantage.

@@ -1,7 +1,10 @@
 //! One file per subcommand; the enum's doc comments are the `--help` text.
 
+mod actor;
 mod bench;
 mod env;
+mod eval;
+mod learner;
 mod memory;
 mod model;
 mod train;
@@ -16,6 +19,13 @@ pub enum Command {
     /// Train a policy with EMPO² in one process: tip memory, built-in worlds, rollouts and
     /// updates over loopback, then evaluate it on the test variations.
     Train(train::Args),
+    /// Run the learner service (gRPC `empo2.learner.v1.Learner`): leases groups to actors,
+    /// trains on what they bring back, broadcasts weights, checkpoints.
+    Learner(learner::Args),
+    /// Run one rollout actor against a learner.
+    Actor(actor::Args),
+    /// Evaluate a checkpoint on the test variations, without and with memory.
+    Eval(eval::Args),
     /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
     Memory(memory::Args),
     /// Environments: serve the built-in worlds, or play any served environment.
@@ -45,6 +55,9 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
     let cfg = crate::config::load(config)?;
     match command {
         Command::Train(args) => train::run(args, cfg).await,
+        Command::Learner(args) => learner::run(args, cfg).await,
+        Command::Actor(args) => actor::run(args, cfg).await,
+        Command::Eval(args) => eval::run(args, cfg).await,
         Command::Memory(args) => memory::run(args, cfg.memory).await,
         Command::Env(command) => env::run(command, cfg.env).await,
         Command::Model(command) => model::run(command),

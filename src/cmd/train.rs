@@ -10,7 +10,7 @@ pub struct Args {
     /// Training iterations.
     #[arg(long)]
     iterations: Option<usize>,
-    /// Where the run writes its metrics, curve, evaluation and memory.
+    /// Where the run writes its metrics, checkpoints, curve, evaluation and memory.
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Seed of everything random.
@@ -19,20 +19,37 @@ pub struct Args {
     /// A model directory or GGUF file instead of a fresh preset model.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Rollout actors in the process.
+    #[arg(long)]
+    actors: Option<usize>,
+    /// Continue from the newest checkpoint in the output directory.
+    #[arg(long)]
+    resume: bool,
+}
+
+impl Args {
+    /// Applies the flags to `[train]`.
+    pub fn apply(self, cfg: &mut learner::TrainConfig) -> bool {
+        let Args {
+            iterations,
+            out_dir,
+            seed,
+            model,
+            actors,
+            resume,
+        } = self;
+        cfg.iterations = iterations.unwrap_or(cfg.iterations);
+        cfg.out_dir = out_dir.unwrap_or(cfg.out_dir.clone());
+        cfg.seed = seed.unwrap_or(cfg.seed);
+        cfg.model = model.or(cfg.model.take());
+        cfg.actors = actors.unwrap_or(cfg.actors);
+        resume
+    }
 }
 
 /// Applies the flags and runs the job.
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
-    let Args {
-        iterations,
-        out_dir,
-        seed,
-        model,
-    } = args;
     let mut train = cfg.train;
-    train.iterations = iterations.unwrap_or(train.iterations);
-    train.out_dir = out_dir.unwrap_or(train.out_dir);
-    train.seed = seed.unwrap_or(train.seed);
-    train.model = model.or(train.model);
-    crate::train::run(train, cfg.memory).await
+    let resume = args.apply(&mut train);
+    crate::train::run(train, cfg.memory, resume).await
 }

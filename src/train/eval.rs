@@ -2,24 +2,22 @@
 //! evaluation temperature; and with memory on, no weight updates, over repeated trials whose
 //! tips accumulate in slots of their own (the last trial is reported).
 
-use actor::{GroupSpec, MemoryClient, play_group};
+use actor::{GroupSpec, MemoryClient, Sampling, play_group};
 use envs::EnvClient;
-use learner::Mode;
+use learner::{Mode, TrainConfig};
 use policy::Policy;
-
-use super::TrainConfig;
-use super::schedule::sampling;
 
 /// Scores of one evaluation.
 #[derive(Debug, Clone)]
-pub(super) struct Evaluation {
+pub(crate) struct Evaluation {
     /// Which policy (`untrained`, `trained`).
-    pub(super) label: String,
+    pub(crate) label: String,
     /// Per task: (task, scores without memory, scores of the last trial with memory).
-    pub(super) tasks: Vec<(String, Vec<f32>, Vec<f32>)>,
+    pub(crate) tasks: Vec<(String, Vec<f32>, Vec<f32>)>,
 }
 
-pub(super) async fn evaluate(
+/// Evaluates `policy` on the test variations of `tasks`.
+pub(crate) async fn evaluate(
     policy: &Policy,
     env: &mut EnvClient,
     memory: &mut MemoryClient,
@@ -42,7 +40,13 @@ pub(super) async fn evaluate(
                 mode: Mode::Plain,
                 group_size: 1,
                 seed: u64::from(variation),
-                sampling: sampling(cfg, cfg.eval_temperature),
+                sampling: Sampling {
+                    temperature: cfg.eval_temperature,
+                    top_p: cfg.top_p,
+                    max_action_tokens: cfg.max_action_tokens,
+                    max_steps: cfg.max_steps,
+                    max_prompt_tokens: cfg.max_prompt_tokens,
+                },
                 policy_version: 0,
                 write_tips: false,
             };

@@ -1,140 +1,23 @@
-//! What a run reports: one JSON line per iteration in metrics.jsonl, a progress bar, the
-//! learning curve in curve.png, and the evaluation table (printed and in eval.md).
+//! What `empo2 train` shows: a progress bar, the learning curve in curve.png, and the
+//! evaluation table (printed and in eval.md). The learner writes metrics.jsonl itself.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use actor::Played;
-use actor::rollout::Timing;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use learner::Mode;
-use learner::update::{Item, StepReport};
-use serde::Serialize;
+use learner::record::IterationRecord;
 
 use super::eval::Evaluation;
 
-/// The figures of one iteration.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(super) struct IterationRecord {
-    iteration: usize,
-    episodes: usize,
-    /// Mean final score per mode (`plain`, `mem_on`, `mem_off`).
-    score_by_mode: BTreeMap<&'static str, f32>,
-    /// Groups per mode.
-    groups_by_mode: BTreeMap<&'static str, usize>,
-    mean_score: f32,
-    success_rate: f32,
-    loss: f64,
-    clip_fraction: f64,
-    dual_clip_fraction: f64,
-    masked_fraction: f64,
-    mean_ratio: f64,
-    grad_norm: f64,
-    optimizer_steps: usize,
-    /// Tips shown per memory retrieval.
-    memory_hit_rate: f32,
-    sampled_tokens_per_s: f64,
-    trained_tokens_per_s: f64,
-    rollout_s: f64,
-    memory_s: f64,
-    environment_s: f64,
-    sampling_s: f64,
-    update_s: f64,
-    /// Memory calls as a share of rollout time.
-    memory_share: f64,
-    #[serde(skip)]
-    score_sums: BTreeMap<&'static str, (f32, usize)>,
-    #[serde(skip)]
-    successes: usize,
-    #[serde(skip)]
-    tips: (usize, usize),
-    #[serde(skip)]
-    trained_tokens: usize,
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Plain => "plain",
-        Mode::MemOn => "mem_on",
-        Mode::MemOff => "mem_off",
-    }
-}
-
-impl IterationRecord {
-    pub(super) fn new(iteration: usize) -> Self {
-        Self {
-            iteration,
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn add_group(&mut self, mode: Mode, played: &[Played]) {
-        let name = mode_name(mode);
-        *self.groups_by_mode.entry(name).or_default() += 1;
-        let sum = self.score_sums.entry(name).or_default();
-        for p in played {
-            sum.0 += p.final_score;
-            sum.1 += 1;
-            self.episodes += 1;
-            self.successes += usize::from(p.success);
-            self.tips.0 += p.tips_shown;
-            self.tips.1 += p.retrievals;
-        }
-    }
-
-    pub(super) fn add_step(&mut self, report: &StepReport, batch: &[Item]) {
-        let n = self.optimizer_steps as f64;
-        let mean = |old: f64, new: f64| (old * n + new) / (n + 1.0);
-        self.loss = mean(self.loss, report.loss);
-        self.clip_fraction = mean(self.clip_fraction, report.stats.clip_fraction);
-        self.dual_clip_fraction = mean(self.dual_clip_fraction, report.stats.dual_clip_fraction);
-        self.masked_fraction = mean(self.masked_fraction, report.stats.masked_fraction);
-        self.mean_ratio = mean(self.mean_ratio, report.stats.mean_ratio);
-        self.grad_norm = mean(self.grad_norm, report.grad_norm);
-        self.optimizer_steps += 1;
-        self.trained_tokens += batch.iter().map(|i| i.packed.tokens.len()).sum::<usize>();
-    }
-
-    pub(super) fn finish(&mut self, rollout: Duration, update: Duration, timing: &Timing) {
-        let total: (f32, usize) = self
-            .score_sums
-            .values()
-            .fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        self.mean_score = total.0 / total.1.max(1) as f32;
-        self.score_by_mode = self
-            .score_sums
-            .iter()
-            .map(|(k, (s, n))| (*k, s / (*n).max(1) as f32))
-            .collect();
-        self.success_rate = self.successes as f32 / self.episodes.max(1) as f32;
-        self.memory_hit_rate = self.tips.0 as f32 / self.tips.1.max(1) as f32;
-        self.rollout_s = rollout.as_secs_f64();
-        self.update_s = update.as_secs_f64();
-        self.memory_s = timing.memory.as_secs_f64();
-        self.environment_s = timing.environment.as_secs_f64();
-        self.sampling_s = timing.sampling.as_secs_f64();
-        self.memory_share = self.memory_s / self.rollout_s.max(1e-9);
-        self.sampled_tokens_per_s = timing.tokens as f64 / self.sampling_s.max(1e-9);
-        self.trained_tokens_per_s = self.trained_tokens as f64 / self.update_s.max(1e-9);
-    }
-}
-
-/// Writes metrics.jsonl, drives the progress bar, and draws the curve at the end.
+/// Drives the progress bar, and draws the curve at the end.
 pub(super) struct Reporter {
     out_dir: PathBuf,
-    metrics: std::fs::File,
     bar: ProgressBar,
     curve: Vec<(usize, f32)>,
 }
 
 impl Reporter {
     pub(super) fn create(out_dir: &Path, iterations: usize) -> anyhow::Result<Self> {
-        let path = out_dir.join("metrics.jsonl");
-        let metrics = std::fs::File::create(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
         let bar = ProgressBar::new(iterations as u64);
         bar.set_style(
             ProgressStyle::with_template(
@@ -145,24 +28,21 @@ impl Reporter {
         );
         Ok(Self {
             out_dir: out_dir.to_path_buf(),
-            metrics,
             bar,
             curve: Vec::new(),
         })
     }
 
-    pub(super) fn iteration(&mut self, record: &IterationRecord) -> anyhow::Result<()> {
-        writeln!(self.metrics, "{}", serde_json::to_string(record)?)?;
-        self.metrics.flush()?;
-        self.curve.push((record.iteration, record.mean_score));
+    pub(super) fn iteration(&mut self, record: &IterationRecord) {
+        self.curve
+            .push((record.iteration as usize, record.mean_score));
+        self.bar.set_position(record.iteration + 1);
         self.bar.set_message(format!(
             "score {:.1}, loss {:.3}, memory {:.0}% of rollout",
             record.mean_score,
             record.loss,
             record.memory_share * 100.0
         ));
-        self.bar.inc(1);
-        Ok(())
     }
 
     pub(super) fn finish(self) {
@@ -237,7 +117,7 @@ fn draw_curve(path: &Path, points: &[(usize, f32)]) -> anyhow::Result<()> {
 }
 
 /// Prints the evaluation table and writes it to eval.md.
-pub(super) fn write_evaluation(out_dir: &Path, evals: &[Evaluation]) -> anyhow::Result<()> {
+pub(crate) fn write_evaluation(out_dir: &Path, evals: &[Evaluation]) -> anyhow::Result<()> {
     let stats = |s: &[f32]| {
         let n = s.len().max(1) as f32;
         let mean = s.iter().sum::<f32>() / n;

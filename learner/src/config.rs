@@ -1,12 +1,14 @@
-//! `[train]`: what `empo2 train` runs — model, schedule, EMPO² knobs, sampling, evaluation.
+//! `[train]`: the training job — model, schedule, EMPO² knobs, sampling, the learner's
+//! leases, staleness and checkpoints, and the evaluation. `empo2 train`, `empo2 learner`,
+//! `empo2 actor` and `empo2 eval` all read it, so one file describes the whole job.
 
 use std::path::PathBuf;
 
-use learner::loss::LossConfig;
-use learner::update::OptimConfig;
+use crate::loss::LossConfig;
+use crate::update::OptimConfig;
 use serde::{Deserialize, Serialize};
 
-/// Everything `empo2 train` needs beyond the memory service's `[memory]`.
+/// The training job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -16,17 +18,27 @@ pub struct TrainConfig {
     pub preset: String,
     /// Seed of everything random (model init, schedule, sampling).
     pub seed: u64,
-    /// Where the run writes metrics.jsonl, curve.png, eval.md and its memory store.
+    /// Where the run writes metrics.jsonl, checkpoints/, curve.png, eval.md and (in
+    /// `empo2 train`) its memory store.
     pub out_dir: PathBuf,
     /// Built-in tasks trained on (empty = all).
     pub tasks: Vec<String>,
     /// Train on the first this-many training variations of each task (0 = all). Few
     /// variations mean each memory slot is revisited, so tips get used.
     pub variations_per_task: usize,
-    /// Training iterations (each: play groups, then update).
+    /// Training iterations: each trains on `groups_per_iteration` complete groups and
+    /// publishes a new policy version.
     pub iterations: usize,
-    /// Groups played per iteration.
+    /// Groups trained on per iteration.
     pub groups_per_iteration: usize,
+    /// Rollout actors `empo2 train` runs in its process.
+    pub actors: usize,
+    /// Staleness bound: a group sampled more than this many policy versions ago is dropped.
+    pub staleness: u64,
+    /// Seconds an actor has to bring a leased group back before it is leased again.
+    pub lease_timeout_secs: u64,
+    /// Checkpoint every this many iterations (0 = never; the last iteration always is).
+    pub checkpoint_every: usize,
     /// Episodes per group (N).
     pub group_size: usize,
     /// p: probability that a group rolls out with memory (0 = plain GRPO).
@@ -76,6 +88,10 @@ impl Default for TrainConfig {
             variations_per_task: 8,
             iterations: 30,
             groups_per_iteration: 4,
+            actors: 2,
+            staleness: 1,
+            lease_timeout_secs: 600,
+            checkpoint_every: 5,
             group_size: 8,
             memory_probability: 0.25,
             off_policy_probability: 2.0 / 3.0,
@@ -118,6 +134,7 @@ impl TrainConfig {
         let positive = [
             ("iterations", self.iterations),
             ("groups_per_iteration", self.groups_per_iteration),
+            ("actors", self.actors),
             ("group_size", self.group_size),
             ("max_action_tokens", self.max_action_tokens),
             ("epochs", self.epochs),
@@ -125,6 +142,9 @@ impl TrainConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("train.{name} must be at least 1"));
+        }
+        if self.lease_timeout_secs == 0 {
+            return Err("train.lease_timeout_secs must be at least 1".into());
         }
         if self.max_steps == 0 {
             return Err("train.max_steps must be at least 1".into());

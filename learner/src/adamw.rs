@@ -1,0 +1,140 @@
+//! AdamW (decoupled weight decay) over a policy's named variables, with its state — both
+//! moments of every variable and the step count — saved to and loaded from safetensors, so a
+//! resumed run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use candle_nn::VarMap;
+
+use crate::error::LearnerError;
+
+const STEP_KEY: &str = "empo2.adamw_step";
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+/// One parameter and its moments.
+struct Slot {
+    name: String,
+    var: Var,
+    first: Var,
+    second: Var,
+}
+
+/// AdamW with β = (0.9, 0.999), ε = 1e-8.
+pub struct AdamW {
+    slots: Vec<Slot>,
+    lr: f64,
+    weight_decay: f64,
+    step: u64,
+}
+
+impl AdamW {
+    /// Zero moments for every variable of `vars`.
+    pub fn new(vars: &VarMap, lr: f64, weight_decay: f64) -> Result<Self, LearnerError> {
+        let data = vars.data().lock().expect("varmap lock");
+        let mut slots = Vec::with_capacity(data.len());
+        for (name, var) in data.iter() {
+            let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
+            slots.push(Slot {
+                name: name.clone(),
+                var: var.clone(),
+                first: zeros()?,
+                second: zeros()?,
+            });
+        }
+        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            slots,
+            lr,
+            weight_decay,
+            step: 0,
+        })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// One update from `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<(), LearnerError> {
+        self.step += 1;
+        let t = self.step as i32;
+        let scale_first = 1.0 / (1.0 - BETA1.powi(t));
+        let scale_second = 1.0 / (1.0 - BETA2.powi(t));
+        for slot in &self.slots {
+            let theta = slot.var.as_tensor();
+            let Some(g) = grads.get(theta) else { continue };
+            let first = ((slot.first.as_tensor() * BETA1)? + (g * (1.0 - BETA1))?)?;
+            let second = ((slot.second.as_tensor() * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let adjusted = ((&first * scale_first)? / ((&second * scale_second)?.sqrt()? + EPS)?)?;
+            let next = ((theta * (1.0 - self.lr * self.weight_decay))? - (adjusted * self.lr)?)?;
+            slot.first.set(&first)?;
+            slot.second.set(&second)?;
+            slot.var.set(&next)?;
+        }
+        Ok(())
+    }
+
+    /// Writes both moments of every variable and the step count to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), LearnerError> {
+        let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.slots.len());
+        for slot in &self.slots {
+            tensors.push((format!("m.{}", slot.name), slot.first.as_tensor().clone()));
+            tensors.push((format!("v.{}", slot.name), slot.second.as_tensor().clone()));
+        }
+        let metadata = HashMap::from([(STEP_KEY.to_string(), self.step.to_string())]);
+        safetensors::serialize_to_file(
+            tensors.iter().map(|(n, t)| (n.as_str(), t)),
+            Some(metadata),
+            path,
+        )
+        .map_err(|e| LearnerError::Checkpoint(format!("write {}: {e}", path.display())))
+    }
+
+    /// Loads the state written by [`AdamW::save`]; every moment must be there with its
+    /// variable's shape, or nothing changes.
+    pub fn load(&mut self, path: &Path) -> Result<(), LearnerError> {
+        let bad = |m: String| LearnerError::Checkpoint(format!("{}: {m}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let step: u64 = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(STEP_KEY))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("no `{STEP_KEY}`")))?;
+        let device = self
+            .slots
+            .first()
+            .map_or(candle_core::Device::Cpu, |s| s.var.device().clone());
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &device)?;
+        let mut staged = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            for (prefix, moment) in [("m", &slot.first), ("v", &slot.second)] {
+                let name = format!("{prefix}.{}", slot.name);
+                let t = tensors
+                    .get(&name)
+                    .ok_or_else(|| bad(format!("`{name}` is missing")))?;
+                if t.shape() != moment.shape() {
+                    return Err(bad(format!(
+                        "`{name}` has shape {:?}, the parameter {:?}",
+                        t.shape(),
+                        moment.shape()
+                    )));
+                }
+                staged.push((moment, t.to_dtype(moment.dtype())?));
+            }
+        }
+        for (moment, t) in staged {
+            moment.set(&t)?;
+        }
+        self.step = step;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Weight broadcast: a version is serialised once (safetensors) and its bytes are cut into
+//! chunks, each with its CRC32C and the whole version's SHA-256; the [`Assembler`] on the
+//! receiving side puts a version back together and accepts it only whole and intact.
+
+use bytes::Bytes;
+use empo2_proto::learner::v1 as pb;
+use sha2::{Digest, Sha256};
+
+/// Bytes per chunk (well under gRPC's 4 MiB default message limit).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// One published policy version.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its version.
+    pub version: u64,
+    /// Its safetensors bytes.
+    pub bytes: Bytes,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+}
+
+impl Published {
+    /// Stamps `bytes` as `version`.
+    pub fn new(version: u64, bytes: Vec<u8>) -> Self {
+        let sha256 = Sha256::digest(&bytes).into();
+        Self {
+            version,
+            bytes: Bytes::from(bytes),
+            sha256,
+        }
+    }
+
+    /// The chunks of this version, in order (shared slices of the one buffer, no copies).
+    pub fn chunks(&self) -> impl Iterator<Item = pb::WeightsChunk> + '_ {
+        let total = self.bytes.len().div_ceil(CHUNK_BYTES).max(1);
+        (0..total).map(move |index| {
+            let start = index * CHUNK_BYTES;
+            let end = (start + CHUNK_BYTES).min(self.bytes.len());
+            let data = self.bytes.slice(start..end);
+            pb::WeightsChunk {
+                version: self.version,
+                index: index as u32,
+                total_chunks: total as u32,
+                total_bytes: self.bytes.len() as u64,
+                crc32c: crc32c::crc32c(&data),
+                data,
+                sha256: self.sha256.to_vec(),
+            }
+        })
+    }
+}
+
+/// Why a chunk was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("weights chunk {index} of version {version}: {reason}")]
+pub struct ChunkError {
+    /// The version it claimed.
+    pub version: u64,
+    /// Its index.
+    pub index: u32,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Puts versions back together from chunks.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    version: u64,
+    next: u32,
+    buffer: Vec<u8>,
+}
+
+impl Assembler {
+    /// Takes the next chunk; returns the version when this chunk completes it. Chunks of a
+    /// version come in order; a chunk that starts a new version discards an unfinished one.
+    pub fn push(&mut self, chunk: pb::WeightsChunk) -> Result<Option<Published>, ChunkError> {
+        let fail = |reason: String| ChunkError {
+            version: chunk.version,
+            index: chunk.index,
+            reason,
+        };
+        if chunk.index == 0 {
+            self.version = chunk.version;
+            self.next = 0;
+            self.buffer = Vec::with_capacity(chunk.total_bytes.min(1 << 34) as usize);
+        }
+        if chunk.version != self.version || chunk.index != self.next {
+            return Err(fail(format!(
+                "expected chunk {} of version {}",
+                self.next, self.version
+            )));
+        }
+        if crc32c::crc32c(&chunk.data) != chunk.crc32c {
+            return Err(fail("CRC32C mismatch".into()));
+        }
+        self.buffer.extend_from_slice(&chunk.data);
+        self.next += 1;
+        if self.next < chunk.total_chunks {
+            return Ok(None);
+        }
+        let bytes = std::mem::take(&mut self.buffer);
+        if bytes.len() as u64 != chunk.total_bytes {
+            return Err(fail(format!(
+                "{} bytes received, {} announced",
+                bytes.len(),
+                chunk.total_bytes
+            )));
+        }
+        let published = Published::new(chunk.version, bytes);
+        if published.sha256[..] != chunk.sha256[..] {
+            return Err(fail("SHA-256 of the version does not match".into()));
+        }
+        Ok(Some(published))
+    }
+}

@@ -1,0 +1,272 @@
+//! Intake: trajectories in, complete groups out. Each trajectory is checked against its lease
+//! and validated before it is acknowledged; an id acknowledged before is acknowledged again
+//! and not counted twice; a group is released for training only when all N of its episodes
+//! are in; a group sampled more than `staleness` versions ago is dropped and counted. A
+//! malformed trajectory rejects its whole group (its lease is given back), so nothing is
+//! trained from it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use empo2_proto::learner::v1 as pb;
+
+use crate::episode::{Episode, Segment, SegmentKind};
+use crate::error::LearnerError;
+use crate::schedule::{Scheduler, mode_from_pb};
+
+/// Acknowledged ids remembered for duplicate detection.
+const REMEMBERED_IDS: usize = 1 << 20;
+
+/// What a trajectory must fit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Token ids are below it.
+    pub vocab_size: usize,
+    /// Most tokens in an episode (the policy's context).
+    pub max_tokens: usize,
+    /// Most policy versions a group may lag behind the newest.
+    pub staleness: u64,
+}
+
+/// A received episode with what the metrics need.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// What is trained on.
+    pub episode: Episode,
+    /// Final environment score.
+    pub final_score: f32,
+    /// Whether the task was solved.
+    pub success: bool,
+    /// Rollout figures.
+    pub rollout: pb::RolloutStats,
+}
+
+/// A complete group, ready to train on.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// The lease it was played under.
+    pub lease: pb::LeaseResponse,
+    /// The policy version that sampled it.
+    pub policy_version: u64,
+    /// Its N episodes, in index order.
+    pub episodes: Vec<Received>,
+}
+
+/// Counters of the intake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntakeCounts {
+    /// Trajectories accepted (duplicates not counted again).
+    pub accepted: u64,
+    /// Trajectories dropped as too stale.
+    pub dropped_stale: u64,
+    /// Trajectories rejected.
+    pub rejected: u64,
+}
+
+/// Groups being assembled and ready.
+#[derive(Debug, Default)]
+pub struct Intake {
+    acked: HashSet<String>,
+    acked_order: VecDeque<String>,
+    partial: HashMap<String, Vec<Option<Received>>>,
+    ready: VecDeque<Group>,
+    /// Counters.
+    pub counts: IntakeCounts,
+}
+
+impl Intake {
+    /// Complete groups waiting to be trained on.
+    pub fn ready(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Takes up to `n` complete groups, oldest first.
+    pub fn take(&mut self, n: usize) -> Vec<Group> {
+        let n = n.min(self.ready.len());
+        self.ready.drain(..n).collect()
+    }
+
+    /// Takes one trajectory; `current` is the newest policy version. Returns its acknowledgement, or the error that rejected it (and its group).
+    pub fn push(
+        &mut self,
+        trajectory: pb::Trajectory,
+        scheduler: &mut Scheduler,
+        current: u64,
+        limits: &Limits,
+    ) -> Result<pb::PushAck, LearnerError> {
+        let id = trajectory.trajectory_id.clone();
+        if id.is_empty() || id.len() > 128 {
+            self.counts.rejected += 1;
+            return Err(LearnerError::Invalid(
+                "trajectory_id must be 1 to 128 bytes".into(),
+            ));
+        }
+        if self.acked.contains(&id) {
+            return Ok(ack(id, true, ""));
+        }
+        let Some(lease) = scheduler.lease(&trajectory.lease_id) else {
+            self.counts.rejected += 1;
+            return Err(LearnerError::UnknownLease(format!(
+                "trajectory {id}: lease `{}` is not out (unknown, expired, or its group is done)",
+                trajectory.lease_id
+            )));
+        };
+        let group = lease.group.clone();
+        let checked = check(&trajectory, &group, current, limits);
+        let received = match checked {
+            Ok(received) => received,
+            Err(err) => {
+                self.counts.rejected += 1;
+                self.partial.remove(&group.group_id);
+                scheduler.give_back(&group.lease_id);
+                return Err(err);
+            }
+        };
+        self.remember(id.clone());
+        let staleness = limits.staleness;
+        if current.saturating_sub(trajectory.policy_version) > staleness {
+            self.counts.dropped_stale += 1;
+            self.partial.remove(&group.group_id);
+            scheduler.finish(&group.lease_id);
+            let reason = format!(
+                "sampled by policy version {}, more than {staleness} behind version {current}",
+                trajectory.policy_version
+            );
+            return Ok(ack(id, false, &reason));
+        }
+        self.counts.accepted += 1;
+        let slots = self
+            .partial
+            .entry(group.group_id.clone())
+            .or_insert_with(|| vec![None; group.group_size as usize]);
+        slots[trajectory.index_in_group as usize] = Some(received);
+        if slots.iter().all(Option::is_some) {
+            let episodes = self
+                .partial
+                .remove(&group.group_id)
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect();
+            scheduler.finish(&group.lease_id);
+            self.ready.push_back(Group {
+                lease: group,
+                policy_version: trajectory.policy_version,
+                episodes,
+            });
+        }
+        Ok(ack(id, false, ""))
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.acked_order.len() == REMEMBERED_IDS
+            && let Some(old) = self.acked_order.pop_front()
+        {
+            self.acked.remove(&old);
+        }
+        self.acked.insert(id.clone());
+        self.acked_order.push_back(id);
+    }
+}
+
+fn ack(id: String, duplicate: bool, dropped: &str) -> pb::PushAck {
+    pb::PushAck {
+        trajectory_id: id,
+        duplicate,
+        dropped: !dropped.is_empty(),
+        reason: dropped.to_string(),
+    }
+}
+
+/// Checks a trajectory against its lease and converts it.
+fn check(
+    t: &pb::Trajectory,
+    lease: &pb::LeaseResponse,
+    current: u64,
+    limits: &Limits,
+) -> Result<Received, LearnerError> {
+    let invalid = |m: String| {
+        Err(LearnerError::Invalid(format!(
+            "trajectory {}: {m}",
+            t.trajectory_id
+        )))
+    };
+    let fields = [
+        ("group_id", &t.group_id, &lease.group_id),
+        ("environment", &t.environment, &lease.environment),
+        ("task", &t.task, &lease.task),
+        ("slot", &t.slot, &lease.slot),
+    ];
+    if let Some((name, got, want)) = fields.iter().find(|(_, got, want)| got != want) {
+        return invalid(format!("{name} is `{got}`, the lease says `{want}`"));
+    }
+    if t.variation != lease.variation || t.mode != lease.mode {
+        return invalid("variation or mode differs from the lease".into());
+    }
+    if t.index_in_group >= lease.group_size {
+        return invalid(format!(
+            "index_in_group {} is not below the group size {}",
+            t.index_in_group, lease.group_size
+        ));
+    }
+    if t.policy_version > current {
+        return invalid(format!(
+            "policy version {} is newer than the learner's {current}",
+            t.policy_version
+        ));
+    }
+    if !t.final_score.is_finite() {
+        return invalid(format!("final score {} is not finite", t.final_score));
+    }
+    let Some(mode) = mode_from_pb(t.mode) else {
+        return invalid(format!("mode {} is not a known mode", t.mode));
+    };
+    let steps = t.extrinsic_rewards.len();
+    let actions = t
+        .segments
+        .iter()
+        .filter(|s| s.kind == pb::SegmentKind::Action as i32)
+        .count();
+    if actions != steps {
+        return invalid(format!("{actions} action segments but {steps} rewards"));
+    }
+    let mut segments = Vec::with_capacity(t.segments.len());
+    for (i, s) in t.segments.iter().enumerate() {
+        let kind = match pb::SegmentKind::try_from(s.kind) {
+            Ok(pb::SegmentKind::System) => SegmentKind::System,
+            Ok(pb::SegmentKind::Observation) => SegmentKind::Observation,
+            Ok(pb::SegmentKind::Tip) => SegmentKind::Tip,
+            Ok(pb::SegmentKind::Action) => SegmentKind::Action,
+            _ => return invalid(format!("segments[{i}] has no known kind ({})", s.kind)),
+        };
+        segments.push(Segment {
+            kind,
+            tokens: s.tokens.clone(),
+            logprobs: s.logprobs.clone(),
+        });
+    }
+    let episode = Episode {
+        mode,
+        segments,
+        extrinsic: t.extrinsic_rewards.clone(),
+        intrinsic: t.intrinsic_rewards.clone(),
+    };
+    let tokens: usize = episode.segments.iter().map(|s| s.tokens.len()).sum();
+    if tokens > limits.max_tokens {
+        return invalid(format!(
+            "{tokens} tokens is more than the policy's context of {}",
+            limits.max_tokens
+        ));
+    }
+    episode.validate(limits.vocab_size).map_err(|e| match e {
+        LearnerError::Invalid(m) => {
+            LearnerError::Invalid(format!("trajectory {}: {m}", t.trajectory_id))
+        }
+        other => other,
+    })?;
+    Ok(Received {
+        episode,
+        final_score: t.final_score,
+        success: t.success,
+        rollout: t.rollout.unwrap_or_default(),
+    })
+}

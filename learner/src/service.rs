@@ -1,0 +1,292 @@
+//! The `Learner` gRPC service (learner.proto) over a running [`Learner`].
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use empo2_proto::learner::v1 as pb;
+use empo2_proto::learner::v1::learner_server::{self, LearnerServer};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::job::{Learner, Shared};
+use crate::pool::{BUILTIN_WORLD, Pool, RegisteredEnv, select};
+
+/// Largest request accepted (a trajectory of a long episode is well under 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// How long an idle actor waits before asking again.
+const RETRY_AFTER_MS: u32 = 250;
+
+/// Serves `learner` on `listener` until `shutdown` resolves (the future owns what it needs,
+/// so it can be spawned).
+pub fn serve(
+    listener: TcpListener,
+    learner: &Learner,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
+    let shared = learner.shared.clone();
+    async move {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        let service = LearnerServer::new(LearnerService { shared })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (health, standard_routes) =
+            empo2_proto::standard_services(&[learner_server::SERVICE_NAME]);
+        health.set_serving::<LearnerServer<LearnerService>>().await;
+        tracing::info!(?addr, "learner listening");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        Server::builder()
+            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .add_routes(standard_routes)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
+struct LearnerService {
+    shared: Arc<Shared>,
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<pb::PushAck, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::WeightsChunk, Status>> + Send>>;
+
+fn idle() -> pb::LeaseResponse {
+    pb::LeaseResponse {
+        idle: true,
+        retry_after_ms: RETRY_AFTER_MS,
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl learner_server::Learner for LearnerService {
+    async fn lease(
+        &self,
+        request: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseResponse>, Status> {
+        let request = request.into_inner();
+        if request.actor_id.is_empty() || request.actor_id.len() > 256 {
+            return Err(Status::invalid_argument("actor_id must be 1 to 256 bytes"));
+        }
+        let shared = &self.shared;
+        let cfg = &shared.cfg;
+        let mut state = shared.state();
+        let now = SystemTime::now();
+        state.scheduler.expire(now);
+        let in_flight = state.scheduler.active() + state.intake.ready();
+        let limit = cfg.groups_per_iteration * (cfg.staleness as usize + 1);
+        if *shared.finished.borrow() || in_flight >= limit {
+            return Ok(Response::new(idle()));
+        }
+        let version = state.version;
+        let group = state.scheduler.next(&request.actor_id, version, now);
+        let Some(group) = group else {
+            return Ok(Response::new(idle()));
+        };
+        tracing::info!(
+            actor = %request.actor_id, lease = %group.lease_id, task = %group.task,
+            variation = group.variation, mode = group.mode, "leased"
+        );
+        metrics::counter!("empo2_learner_leases_total").increment(1);
+        Ok(Response::new(group))
+    }
+
+    type PushTrajectoriesStream = AckStream;
+
+    async fn push_trajectories(
+        &self,
+        request: Request<Streaming<pb::Trajectory>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let mut inbound = request.into_inner();
+        let shared = self.shared.clone();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(message) = inbound.next().await {
+                let trajectory = match message {
+                    Ok(t) => t,
+                    Err(status) => {
+                        tx.send(Err(status)).await.ok();
+                        return;
+                    }
+                };
+                let outcome = {
+                    let mut state = shared.state();
+                    let current = state.version;
+                    let ready_before = state.intake.ready();
+                    let crate::job::State {
+                        scheduler, intake, ..
+                    } = &mut *state;
+                    let outcome = intake.push(trajectory, scheduler, current, &shared.limits);
+                    if intake.ready() > ready_before {
+                        shared.groups_ready.notify_one();
+                    }
+                    outcome
+                };
+                match outcome {
+                    Ok(ack) => {
+                        metrics::counter!("empo2_learner_trajectories_total").increment(1);
+                        if tx.send(Ok(ack)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "trajectory rejected");
+                        metrics::counter!("empo2_learner_rejected_total").increment(1);
+                        tx.send(Err(err.into())).await.ok();
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WeightsStream = ChunkStream;
+
+    async fn weights(
+        &self,
+        request: Request<pb::WeightsRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let have = request.into_inner().have_version;
+        // `have_version` 0 means "holds none": the newest version is sent, 0 included.
+        let mut have = if have == 0 { None } else { Some(have) };
+        let mut versions = self.shared.weights.subscribe();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                // The newest version, whole: a subscriber that is behind skips the ones between.
+                let published = versions.borrow_and_update().clone();
+                if have.is_none_or(|h| published.version > h) {
+                    let started = std::time::Instant::now();
+                    for chunk in published.chunks() {
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    metrics::histogram!("empo2_learner_broadcast_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    have = Some(published.version);
+                }
+                if versions.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn register_environment(
+        &self,
+        request: Request<pb::RegisterEnvironmentRequest>,
+    ) -> Result<Response<pb::RegisterEnvironmentResponse>, Status> {
+        let request = request.into_inner();
+        let env = resolve(request).await?;
+        let tasks = env.tasks.iter().map(envs::wire::task_to_pb).collect();
+        tracing::info!(environment = %env.name, endpoint = %env.endpoint, tasks = env.tasks.len(), "environment registered");
+        self.shared.state().scheduler.pool_mut().add(env)?;
+        Ok(Response::new(pb::RegisterEnvironmentResponse { tasks }))
+    }
+
+    async fn list_environments(
+        &self,
+        _request: Request<pb::ListEnvironmentsRequest>,
+    ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
+        let state = self.shared.state();
+        let environments = state
+            .scheduler
+            .state()
+            .pool
+            .environments()
+            .iter()
+            .map(|e| pb::EnvironmentInfo {
+                name: e.name.clone(),
+                endpoint: e.endpoint.clone(),
+                builtin: e.builtin.clone(),
+                tasks: e.tasks.iter().map(envs::wire::task_to_pb).collect(),
+                weight: e.weight,
+            })
+            .collect();
+        Ok(Response::new(pb::ListEnvironmentsResponse { environments }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let state = self.shared.state();
+        Ok(Response::new(pb::StatusResponse {
+            policy_version: state.version,
+            updates: state.updates,
+            trajectories: state.intake.counts.accepted,
+            dropped_stale: state.intake.counts.dropped_stale,
+            active_leases: state.scheduler.active() as u32,
+            last_checkpoint_step: state.last_checkpoint,
+            expired_leases: state.scheduler.state().expired,
+            rejected_trajectories: state.intake.counts.rejected,
+            groups_trained: state.groups_trained,
+            finished: *self.shared.finished.borrow(),
+        }))
+    }
+}
+
+/// The environment a registration names, with its tasks (asked of its endpoint).
+async fn resolve(request: pb::RegisterEnvironmentRequest) -> Result<RegisteredEnv, Status> {
+    let pb::RegisterEnvironmentRequest {
+        name,
+        endpoint,
+        builtin,
+        tasks,
+        weight,
+    } = request;
+    let weight = if weight == 0.0 { 1.0 } else { weight };
+    let env = match (endpoint.is_empty(), builtin.as_str()) {
+        (true, BUILTIN_WORLD) => RegisteredEnv {
+            weight,
+            name,
+            ..Pool::builtin(&tasks)?
+        },
+        (true, "") => {
+            return Err(Status::invalid_argument(
+                "give an endpoint, or a built-in world in `builtin`",
+            ));
+        }
+        (true, other) => {
+            return Err(Status::invalid_argument(format!(
+                "no built-in world `{other}`; there is `{BUILTIN_WORLD}`"
+            )));
+        }
+        (false, "") => {
+            let mut client =
+                tokio::time::timeout(Duration::from_secs(30), envs::EnvClient::connect(&endpoint))
+                    .await
+                    .map_err(|_| Status::unavailable(format!("{endpoint} did not answer in 30 s")))?
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            let (_, all) = client
+                .list_tasks()
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            RegisteredEnv {
+                tasks: select(&name, all, &tasks)?,
+                name,
+                endpoint,
+                builtin: String::new(),
+                weight,
+            }
+        }
+        (false, _) => {
+            return Err(Status::invalid_argument(
+                "give an endpoint or a built-in world, not both",
+            ));
+        }
+    };
+    Ok(env)
+}

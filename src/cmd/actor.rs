@@ -1,0 +1,33 @@
+//! `empo2 actor`: one rollout actor (for compose and Kubernetes, as many replicas as wanted).
+
+use crate::config::Config;
+
+/// Flags of `empo2 actor`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The learner.
+    #[arg(long, env = "EMPO2_LEARNER", default_value = "http://127.0.0.1:50071")]
+    learner: String,
+    /// The tip memory service (needed for memory-mode groups and the novelty reward).
+    #[arg(long, env = "EMPO2_MEMORY")]
+    memory: Option<String>,
+    /// Actor id in logs and metrics (default: hostname-pid).
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// Loads the policy `[train]` describes (the learner's weights replace it) and plays groups
+/// until a signal.
+pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
+    let policy = crate::train::local::load_policy(&cfg.train)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "actor".into());
+    let options = actor::ActorOptions {
+        id: args
+            .id
+            .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+        learner: args.learner,
+        memory: args.memory,
+    };
+    actor::run(policy, options, crate::shutdown::signal()).await;
+    Ok(())
+}

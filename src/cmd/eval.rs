@@ -1,0 +1,53 @@
+//! `empo2 eval`: the evaluation of `empo2 train` on a checkpoint, alone; the table is
+//! printed and written to the checkpoint's eval.md.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use learner::checkpoint;
+use learner::pool::Pool;
+
+use crate::config::Config;
+use crate::train::local;
+
+/// Flags of `empo2 eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A checkpoint directory (default: the newest under the run's directory).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// The run's directory (default `[train].out_dir`).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+/// Loads the checkpoint into the configured model and evaluates it on the test variations.
+pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
+    let mut train = cfg.train;
+    train.out_dir = args.out_dir.unwrap_or(train.out_dir);
+    let dir = match args.checkpoint {
+        Some(dir) => dir,
+        None => checkpoint::latest(&train.out_dir)?.with_context(|| {
+            format!(
+                "no checkpoint under {}",
+                checkpoint::root(&train.out_dir).display()
+            )
+        })?,
+    };
+    let policy = local::load_policy(&train)?;
+    let weights = std::fs::read(checkpoint::weights_path(&dir))
+        .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
+    policy::weights::load_safetensors(&policy.vars, &weights)?;
+    let tasks = Pool::builtin(&train.tasks)?.tasks;
+    let scratch = tempfile::tempdir()?;
+    let memory = local::serve_memory(cfg.memory, scratch.path().to_path_buf()).await?;
+    let mut memory = actor::MemoryClient::connect(&memory).await?;
+    let mut env = local::serve_builtin().await?;
+    let label = dir
+        .file_name()
+        .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    let eval =
+        crate::train::evaluate(&policy, &mut env, &mut memory, &tasks, &train, &label).await?;
+    crate::train::write_evaluation(&dir, &[eval])?;
+    Ok(())
+}

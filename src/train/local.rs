@@ -1,0 +1,76 @@
+//! The services of a one-process job on free loopback ports, and the policy a `[train]`
+//! section describes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use envs::{EnvClient, Environment};
+use learner::{Learner, TrainConfig};
+use memory_service::MemoryConfig;
+use policy::Policy;
+
+/// The policy of `cfg`: its model directory or GGUF file, or a fresh preset model.
+pub(crate) fn load_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
+    let device = candle_core::Device::Cpu;
+    Ok(match &cfg.model {
+        Some(path) => Policy::open(path, &device, candle_core::DType::F32)
+            .with_context(|| format!("cannot load the model at {}", path.display()))?,
+        None => {
+            let preset = cfg.preset.parse().map_err(anyhow::Error::msg)?;
+            policy::init::init_policy(preset, cfg.seed)?
+        }
+    })
+}
+
+/// The built-in worlds on a free loopback port, and a client for them.
+pub(crate) async fn serve_builtin() -> anyhow::Result<EnvClient> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let env: Arc<dyn Environment> = Arc::new(envs::Builtin::new());
+    tokio::spawn(envs::serve(
+        listener,
+        env,
+        Default::default(),
+        std::future::pending(),
+    ));
+    Ok(EnvClient::connect(&addr.to_string()).await?)
+}
+
+/// The tip memory service (the `[memory]` settings, storing in `data_dir`) on a free loopback
+/// port; returns its endpoint once it answers.
+pub(crate) async fn serve_memory(
+    mut memory_cfg: MemoryConfig,
+    data_dir: PathBuf,
+) -> anyhow::Result<String> {
+    memory_cfg.data_dir = data_dir;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = listener.local_addr()?.to_string();
+    let server = tokio::spawn(memory_service::serve(
+        listener,
+        memory_cfg,
+        std::future::pending(),
+    ));
+    // The embedder loads first; the service is up once the port answers.
+    for _ in 0..600 {
+        if server.is_finished() {
+            server.await??;
+            anyhow::bail!("the memory service stopped");
+        }
+        if actor::MemoryClient::connect(&endpoint).await.is_ok() {
+            return Ok(endpoint);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the memory service did not start within a minute")
+}
+
+/// Serves `learner` on a free loopback port; returns its endpoint.
+pub(crate) async fn serve_learner(learner: &Learner) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = listener.local_addr()?.to_string();
+    let server = learner::service::serve(listener, learner, std::future::pending());
+    tokio::spawn(server);
+    Ok(endpoint)
+}
