@@ -88,3 +88,14 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree (unique names, groups, defaults) here rather than at
+    /// a user's first run of the subcommand.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

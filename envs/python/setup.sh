@@ -5,7 +5,8 @@
 #
 # Each venv lives at ${EMPO2_VENV_ROOT:-$HOME/.cache/empo2/venvs}/<name>, holds the pinned
 # packages of envs/python/<name>/requirements.txt and the Python gRPC stubs generated from
-# proto/empo2/env.proto (in <venv>/stubs, put on sys.path by a .pth file; never committed).
+# proto/empo2/env.proto and learner.proto (in <venv>/stubs, put on sys.path by a .pth file;
+# never committed).
 # A stamp in the venv records the hashes of both files: when requirements.txt changes the venv
 # is re-created, when the proto changes the stubs are regenerated, and when neither changed the
 # script only compares the stamp (silent, a few milliseconds). Concurrent runs are serialised
@@ -15,6 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 proto_root=$(cd "$here/../../proto" && pwd)
 proto=$proto_root/empo2/env.proto
+learner_proto=$proto_root/empo2/learner.proto
 venv_root=${EMPO2_VENV_ROOT:-$HOME/.cache/empo2/venvs}
 python=${EMPO2_PYTHON:-python3}
 # Bump to force every venv to be rebuilt after a change to how this script builds them.
@@ -32,7 +34,7 @@ setup_one() {
   local stamp=$venv/.empo2-stamp
   local want_env want_proto
   want_env="layout=$layout requirements=$(file_hash "$requirements")"
-  want_proto="proto=$(file_hash "$proto")"
+  want_proto="proto=$(file_hash "$proto")-$(file_hash "$learner_proto")"
 
   # Fast path: nothing changed.
   if [[ -x $venv/bin/python && -f $stamp ]] &&
@@ -59,12 +61,12 @@ setup_one() {
       -r "$requirements" >&2
   fi
 
-  log "generating gRPC stubs from $proto …"
+  log "generating gRPC stubs from $proto and $learner_proto …"
   rm -f "$stamp"
   rm -rf "$venv/stubs"
   mkdir -p "$venv/stubs"
   "$venv/bin/python" -m grpc_tools.protoc -I "$proto_root" \
-    --python_out="$venv/stubs" --grpc_python_out="$venv/stubs" "$proto"
+    --python_out="$venv/stubs" --grpc_python_out="$venv/stubs" "$proto" "$learner_proto"
   local site
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$venv/stubs" >"$site/empo2_stubs.pth"

@@ -4,69 +4,19 @@
 //!
 //! The bridge scripts create their venvs on first use (`.ci/run` does it up front).
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use envs::bridge::BridgeProcess;
 use envs::{EnvClient, EnvError, ResetSpec, TaskInfo};
 use tonic::Code;
 
-/// A bridge process (in its own process group, so its JVMs die with it); killed on drop.
-struct Bridge {
-    child: Child,
-    endpoint: String,
-}
-
-impl Bridge {
-    /// Runs `envs/python/<script> --listen 127.0.0.1:0` and waits for its `listening on` line.
-    fn start(script: &str) -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("python")
-            .join(script);
-        let mut child = Command::new("bash")
-            .arg(&path)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "WARNING"])
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    tx.send(addr.trim().to_string()).ok();
-                }
-            }
-        });
-        // A first run builds the venv from PyPI; later starts take seconds.
-        let addr = rx
-            .recv_timeout(Duration::from_secs(600))
-            .unwrap_or_else(|_| panic!("{script} did not report its address"));
-        Self {
-            child,
-            endpoint: format!("http://{addr}"),
-        }
-    }
-
-    /// SIGKILL to the whole process group: no goodbye, as when a machine loses the process.
-    fn kill_9(&mut self) {
-        let group = format!("-{}", self.child.id());
-        Command::new("kill")
-            .args(["-9", "--", &group])
-            .status()
-            .ok();
-        self.child.wait().ok();
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
+/// Starts `envs/python/<script>`.
+fn start_bridge(script: &str) -> BridgeProcess {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    BridgeProcess::start(&path, Duration::from_secs(600)).unwrap()
 }
 
 fn spec(task: &str, variation: u32) -> ResetSpec {
@@ -127,7 +77,7 @@ fn assert_splits(tasks: &[TaskInfo]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scienceworld_gold_paths_reach_the_full_score() {
-    let bridge = Bridge::start("serve-scienceworld.sh");
+    let bridge = start_bridge("serve-scienceworld.sh");
     let mut client = EnvClient::connect(&bridge.endpoint).await.unwrap();
     let (name, tasks) = client.list_tasks().await.unwrap();
     assert_eq!(name, "scienceworld");
@@ -148,7 +98,7 @@ async fn scienceworld_gold_paths_reach_the_full_score() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn textworld_express_gold_paths_reach_the_full_score() {
-    let bridge = Bridge::start("serve-textworld-express.sh");
+    let bridge = start_bridge("serve-textworld-express.sh");
     let mut client = EnvClient::connect(&bridge.endpoint).await.unwrap();
     let (name, tasks) = client.list_tasks().await.unwrap();
     assert_eq!(name, "textworld-express");
@@ -177,7 +127,7 @@ async fn textworld_express_gold_paths_reach_the_full_score() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_refuses_bad_input_and_its_death_is_reported() {
-    let mut bridge = Bridge::start("serve-textworld-express.sh");
+    let mut bridge = start_bridge("serve-textworld-express.sh");
     let mut client = EnvClient::connect(&bridge.endpoint).await.unwrap();
     let (_, tasks) = client.list_tasks().await.unwrap();
     let task = &tasks[0];

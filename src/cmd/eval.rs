@@ -48,6 +48,6 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
     let eval =
         crate::train::evaluate(&policy, &mut env, &mut memory, &tasks, &train, &label).await?;
-    crate::train::write_evaluation(&dir, &[eval])?;
+    crate::train::write_evaluation(&dir, &[eval], train.eval_temperature)?;
     Ok(())
 }

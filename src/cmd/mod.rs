@@ -40,12 +40,16 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the subcommand's own output is the point (a game, a benchmark table), so that
-    /// logs stay at warnings unless `RUST_LOG` asks for more.
+    /// Whether the subcommand's own output is the point (a game, a benchmark table, the
+    /// training progress bar and evaluation), so that logs stay at warnings unless `RUST_LOG`
+    /// asks for more.
     pub fn quiet_by_default(&self) -> bool {
         matches!(
             self,
-            Command::Env(env::Command::Play { .. }) | Command::Bench(_)
+            Command::Env(env::Command::Play { .. })
+                | Command::Bench(_)
+                | Command::Train(_)
+                | Command::Eval(_)
         )
     }
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 
-/// Flags that override `[train]`.
+/// Flags that override `[train]` (also flattened into `empo2 learner`).
 #[derive(Debug, clap::Args)]
+#[group(id = "train-flags")]
 pub struct Args {
     /// Training iterations.
     #[arg(long)]

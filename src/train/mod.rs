@@ -111,6 +111,6 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
     )
     .await?;
     let evals: Vec<_> = before.into_iter().chain([after]).collect();
-    write_evaluation(&cfg.out_dir, &evals)?;
+    write_evaluation(&cfg.out_dir, &evals, cfg.eval_temperature)?;
     Ok(())
 }

@@ -117,7 +117,11 @@ fn draw_curve(path: &Path, points: &[(usize, f32)]) -> anyhow::Result<()> {
 }
 
 /// Prints the evaluation table and writes it to eval.md.
-pub(crate) fn write_evaluation(out_dir: &Path, evals: &[Evaluation]) -> anyhow::Result<()> {
+pub(crate) fn write_evaluation(
+    out_dir: &Path,
+    evals: &[Evaluation],
+    temperature: f64,
+) -> anyhow::Result<()> {
     let stats = |s: &[f32]| {
         let n = s.len().max(1) as f32;
         let mean = s.iter().sum::<f32>() / n;
@@ -125,8 +129,8 @@ pub(crate) fn write_evaluation(out_dir: &Path, evals: &[Evaluation]) -> anyhow::
         let solved = s.iter().filter(|x| **x >= 100.0).count() as f32 / n;
         format!("{mean:.1} ± {std:.1} ({:.0}% solved)", solved * 100.0)
     };
-    let mut table = String::from(
-        "| policy | task | test score, no memory (T=0.4) | test score, memory on (last trial) |\n|---|---|---:|---:|\n",
+    let mut table = format!(
+        "| policy | task | test score, no memory (T={temperature}) | test score, memory on (last trial) |\n|---|---|---:|---:|\n",
     );
     for eval in evals {
         let mut all = (Vec::new(), Vec::new());

@@ -68,3 +68,45 @@ pub fn kill_9(mut service: Service) {
     service.child.kill().expect("SIGKILL");
     service.child.wait().expect("reap");
 }
+
+/// A running `empo2` child that prints no address (an actor); killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// Starts `empo2 <args>` without waiting for anything.
+pub fn start(args: &[&str]) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_empo2"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start empo2");
+    Process(child)
+}
+
+/// A loopback port that was free a moment ago (for a service restarted on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits up to `timeout` for `child` to exit; its exit status, or `None` on timeout.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}

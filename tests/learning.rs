@@ -1,0 +1,74 @@
+//! End to end, seeded: `empo2 train` (memory service, learner and two actors over loopback)
+//! trains the tiny model on three built-in tasks for 15 updates, and the trained policy's
+//! test score without memory beats the untrained policy's by at least `MARGIN` points, over
+//! 60 held-out episodes (20 test variations × 3 tasks, sampled at the training temperature).
+//!
+//! What the tiny model learns in 15 updates is to stop focusing on the wrong thing (−100):
+//! measured here (seed 1) the untrained policy scores −7.7 and the trained one +0.7.
+
+use std::process::Command;
+
+/// Points by which the trained policy must beat the untrained one.
+const MARGIN: f64 = 4.0;
+
+/// The mean of the `**all**` row of `policy` in the evaluation table.
+fn overall(table: &str, policy: &str) -> f64 {
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("| {policy} | **all** |")))
+        .unwrap_or_else(|| panic!("no {policy} row in\n{table}"));
+    let cell = row.split('|').nth(3).unwrap();
+    cell.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn training_beats_the_untrained_policy_on_held_out_variations() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("learn.toml");
+    std::fs::write(
+        &config,
+        r#"
+[memory.embedder]
+kind = "hash"
+
+[memory.rules]
+limit = 3
+
+[train]
+seed = 1
+tasks = ["find-animal", "fetch-and-place", "power-component"]
+variations_per_task = 8
+iterations = 15
+groups_per_iteration = 4
+group_size = 8
+max_steps = 8
+max_prompt_tokens = 512
+minibatch_episodes = 8
+eval_variations = 20
+eval_memory_trials = 1
+eval_temperature = 1.0
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_empo2"))
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let untrained = overall(&stdout, "untrained");
+    let trained = overall(&stdout, "trained");
+    eprintln!("{stdout}");
+    assert!(
+        trained >= untrained + MARGIN,
+        "trained {trained} is not {MARGIN} points above untrained {untrained}:\n{stdout}"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 15, "one line per update");
+}
