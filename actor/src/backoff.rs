@@ -21,7 +21,7 @@ impl Backoff {
     }
 
     /// The wait before the next attempt.
-    pub fn next(&mut self) -> Duration {
+    pub fn wait(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         wait

@@ -57,6 +57,24 @@ pub fn segment(
     })
 }
 
+/// The reflection turn the `policy` tip writer answers after an episode (ALGORITHM.md §3),
+/// followed by the assistant prompt.
+pub fn reflection(final_score: f32, success: bool) -> String {
+    let outcome = if success { "solved" } else { "not solved" };
+    format!(
+        "\n{}{}",
+        chatml::turn(
+            "user",
+            &format!(
+                "The episode is over: final score {final_score}/100, {outcome}. In one sentence \
+                 under 100 words, write a tip for your next attempt at this task: what you tried, \
+                 what you learned, and how far you were from done."
+            ),
+        ),
+        chatml::assistant_prompt()
+    )
+}
+
 /// The assistant prompt that precedes each sampled action (kept in every mode's sequence).
 pub fn assistant_prompt() -> String {
     chatml::assistant_prompt()

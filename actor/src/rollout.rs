@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use envs::correct::nearest_action;
 use envs::{EnvClient, Observation, ResetSpec};
+use learner::config::TipWriter;
 use learner::{Episode, Mode, Segment, SegmentKind};
 use policy::Policy;
 use policy::sample::{Generation, SamplingParams, Session};
@@ -55,6 +56,8 @@ pub struct GroupSpec {
     pub policy_version: u64,
     /// Whether to write tips and store entries (training episodes do; evaluation does not).
     pub write_tips: bool,
+    /// Who writes the tips.
+    pub tip_writer: TipWriter,
 }
 
 /// A played episode.
@@ -247,14 +250,14 @@ pub async fn play_group(
         }
     }
 
+    let started = Instant::now();
+    let tips = tokio::task::block_in_place(|| {
+        write_tips(policy, &mut session, &rows, spec, &params, &mut rng)
+    })?;
+    timing.sampling += started.elapsed();
     let mut played = Vec::with_capacity(n);
-    for row in rows {
+    for (row, tip) in rows.into_iter().zip(tips) {
         env.close(&row.session).await.ok();
-        let tip = if spec.write_tips {
-            tip::summary(&row.steps, row.score, row.success)
-        } else {
-            String::new()
-        };
         if let (Some(memory), true) = (memory.as_deref_mut(), spec.write_tips) {
             let entries: Vec<Entry> = row
                 .steps
@@ -288,6 +291,61 @@ pub async fn play_group(
         });
     }
     Ok((played, timing))
+}
+
+/// Most tokens of a tip written by the policy.
+const TIP_TOKENS: usize = 96;
+
+/// The tip of each episode: none when tips are not written, the `summary` writer's, or the
+/// policy's answer to a reflection turn appended to the episode it just played (its KV cache
+/// is still in the session). An episode whose context has no room, or whose answer is empty,
+/// gets the summary.
+fn write_tips(
+    policy: &Policy,
+    session: &mut Session<'_>,
+    rows: &[Row],
+    spec: &GroupSpec,
+    params: &SamplingParams,
+    rng: &mut StdRng,
+) -> Result<Vec<String>, ActorError> {
+    if !spec.write_tips {
+        return Ok(vec![String::new(); rows.len()]);
+    }
+    let summaries: Vec<String> = rows
+        .iter()
+        .map(|r| tip::summary(&r.steps, r.score, r.success))
+        .collect();
+    if spec.tip_writer == TipWriter::Summary {
+        return Ok(summaries);
+    }
+    let tok = &policy.tokenizer;
+    let context = policy.model.config().max_position_embeddings;
+    let mut chunks = Vec::with_capacity(rows.len());
+    for (r, row) in rows.iter().enumerate() {
+        let chunk = tok.encode(&prompt::reflection(row.score, row.success))?;
+        let fits = session.lengths()[r] + chunk.len() + TIP_TOKENS <= context;
+        chunks.push(if fits { chunk } else { Vec::new() });
+    }
+    let active: Vec<bool> = chunks.iter().map(|c| !c.is_empty()).collect();
+    if !active.contains(&true) {
+        return Ok(summaries);
+    }
+    session.extend(&chunks)?;
+    let params = SamplingParams {
+        max_tokens: TIP_TOKENS,
+        ..params.clone()
+    };
+    let generations = session.generate(&params, &active, rng)?;
+    let mut tips = Vec::with_capacity(rows.len());
+    for ((generation, summary), active) in generations.into_iter().zip(summaries).zip(active) {
+        let end = generation.tokens.len() - usize::from(generation.stopped);
+        let text = match active {
+            true => tip::one_line(&tok.decode(&generation.tokens[..end])?),
+            false => String::new(),
+        };
+        tips.push(if text.is_empty() { summary } else { text });
+    }
+    Ok(tips)
 }
 
 /// Records a sampled action segment and turns its text into an environment action (the

@@ -1,6 +1,7 @@
-//! The `summary` tip writer (ALGORITHM.md §3): a deterministic sentence about what an episode
-//! tried, what changed the score and how far it got — for small models that cannot yet write
-//! tips themselves. Under 100 words.
+//! Tips (ALGORITHM.md §3): the `summary` writer — a deterministic sentence about what an
+//! episode tried, what changed the score and how far it got, for small models that cannot yet
+//! write tips themselves — and [`one_line`], which tidies what the `policy` writer wrote (the
+//! policy writes in `rollout`, where the episode's KV cache is). Under 100 words.
 
 /// One step of a finished episode, as the writer sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,6 +12,19 @@ pub struct StepRecord {
     pub reward: f32,
     /// The observation after it.
     pub observation: String,
+}
+
+/// Most words in a tip.
+const MAX_TIP_WORDS: usize = 100;
+
+/// `text` on one line (control characters and runs of whitespace become one space), cut to
+/// at most 100 words.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .take(MAX_TIP_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A one-sentence summary of an episode.

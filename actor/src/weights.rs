@@ -68,6 +68,6 @@ async fn run(mut client: LearnerClient<Channel>, tx: watch::Sender<Option<Arc<Pu
             }
             Err(status) => tracing::debug!(%status, "cannot subscribe to weights yet"),
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.wait()).await;
     }
 }

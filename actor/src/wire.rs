@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use empo2_proto::learner::v1 as pb;
 use learner::SegmentKind;
+use learner::config::TipWriter;
 use learner::schedule::{mode_from_pb, mode_to_pb};
 
 use crate::rollout::{GroupSpec, Played, Sampling, Timing};
@@ -12,7 +13,7 @@ use crate::rollout::{GroupSpec, Played, Sampling, Timing};
 const MAX_GROUP_SIZE: u32 = 256;
 
 /// The group a lease asks for, or why it cannot be played.
-pub fn group_spec(lease: &pb::LeaseResponse) -> Result<GroupSpec, String> {
+pub fn group_spec(lease: &pb::LeaseResponse, tip_writer: TipWriter) -> Result<GroupSpec, String> {
     let mode = mode_from_pb(lease.mode).ok_or_else(|| format!("unknown mode {}", lease.mode))?;
     let sampling = lease.sampling.ok_or("the lease has no sampling settings")?;
     if !(1..=MAX_GROUP_SIZE).contains(&lease.group_size) {
@@ -37,6 +38,7 @@ pub fn group_spec(lease: &pb::LeaseResponse) -> Result<GroupSpec, String> {
         },
         policy_version: lease.policy_version,
         write_tips: true,
+        tip_writer,
     })
 }
 

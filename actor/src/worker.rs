@@ -31,6 +31,8 @@ pub struct ActorOptions {
     pub learner: String,
     /// The tip memory service's endpoint; without one, memory-mode groups cannot be played.
     pub memory: Option<String>,
+    /// Who writes the tips at the end of each episode.
+    pub tip_writer: learner::config::TipWriter,
 }
 
 /// Runs the actor until `shutdown` resolves. Errors are logged and retried, so this returns
@@ -55,7 +57,7 @@ async fn work(policy: Policy, options: &ActorOptions) {
             }
             Err(message) => {
                 tracing::warn!(learner = %url, %message, "learner unreachable; retrying");
-                tokio::time::sleep(backoff.next()).await;
+                tokio::time::sleep(backoff.wait()).await;
             }
         }
     };
@@ -72,7 +74,7 @@ async fn work(policy: Policy, options: &ActorOptions) {
             Ok(response) => response.into_inner(),
             Err(status) => {
                 tracing::warn!(%status, "cannot lease; retrying");
-                tokio::time::sleep(backoff.next()).await;
+                tokio::time::sleep(backoff.wait()).await;
                 continue;
             }
         };
@@ -97,12 +99,13 @@ async fn work(policy: Policy, options: &ActorOptions) {
             &mut services,
             &lease,
             version.unwrap_or(0),
+            options.tip_writer,
         );
         match played.instrument(span).await {
             Ok(()) => {}
             Err(err) => {
                 tracing::warn!(%err, "group abandoned; its lease will expire and be leased again");
-                tokio::time::sleep(backoff.next()).await;
+                tokio::time::sleep(backoff.wait()).await;
             }
         }
     }
@@ -149,8 +152,9 @@ async fn play_and_push(
     services: &mut Services,
     lease: &pb::LeaseResponse,
     version: u64,
+    tip_writer: learner::config::TipWriter,
 ) -> Result<(), ActorError> {
-    let spec = wire::group_spec(lease).map_err(ActorError::Lease)?;
+    let spec = wire::group_spec(lease, tip_writer).map_err(ActorError::Lease)?;
     let started = Instant::now();
     let mut memory = services.memory().await?;
     if spec.mode != learner::Mode::Plain && memory.is_none() {
@@ -209,7 +213,7 @@ async fn push(
             }
             Err(status) => return Err(ActorError::Learner(status)),
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.wait()).await;
     }
     unreachable!("the loop returns")
 }

@@ -4,11 +4,14 @@
 //! 1. a mem_off group: every episode is complete and valid, tips are written and stored
 //! 2. a second group of the same slot is shown those tips, as their own segments
 //! 3. a plain group: no tip segments, no retrievals
+//! 4. the `policy` tip writer: the policy answers a reflection turn after each episode; the
+//!    answer is the tip, and nothing of it enters the episode trained on
 
 use std::sync::Arc;
 
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
 use envs::EnvClient;
+use learner::config::TipWriter;
 use learner::{Mode, SegmentKind};
 use memory_service::MemoryConfig;
 use memory_service::config::EmbedderKind;
@@ -60,6 +63,7 @@ fn spec(mode: Mode, seed: u64) -> GroupSpec {
         },
         policy_version: 0,
         write_tips: true,
+        tip_writer: TipWriter::Summary,
     }
 }
 
@@ -130,4 +134,31 @@ async fn groups_play_with_tips_and_without() {
         );
     }
     eprintln!("3. plain group: no tips");
+
+    let policy_written = GroupSpec {
+        tip_writer: TipWriter::Policy,
+        ..spec(Mode::Plain, 4)
+    };
+    let (reflected, _) = play_group(&policy, &mut env, Some(&mut memory), &policy_written)
+        .await
+        .unwrap();
+    for p in &reflected {
+        assert!(!p.tip.is_empty() && !p.tip.contains('\n'), "{:?}", p.tip);
+        assert!(p.tip.split(' ').count() <= 100);
+        assert_eq!(
+            p.episode.segments.last().map(|s| s.kind),
+            Some(SegmentKind::Action),
+            "the reflection is not part of the episode"
+        );
+        p.episode.validate(vocab).unwrap();
+    }
+    let written = reflected
+        .iter()
+        .filter(|p| !p.tip.contains("final score"))
+        .count();
+    assert!(
+        written > 0,
+        "the policy wrote the tips, not the summary writer"
+    );
+    eprintln!("4. policy-written tip: {:?}", reflected[0].tip);
 }

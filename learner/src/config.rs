@@ -8,6 +8,17 @@ use crate::loss::LossConfig;
 use crate::update::OptimConfig;
 use serde::{Deserialize, Serialize};
 
+/// Who writes the tip at the end of a training episode (ALGORITHM.md §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TipWriter {
+    /// A deterministic summary of the trajectory, for small models that cannot yet write.
+    #[default]
+    Summary,
+    /// The current policy, given the whole episode and a reflection instruction.
+    Policy,
+}
+
 /// The training job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,6 +56,8 @@ pub struct TrainConfig {
     pub memory_probability: f64,
     /// q: given memory, probability that it trains off-policy (mem_off).
     pub off_policy_probability: f64,
+    /// Who writes tips: `summary` or `policy`.
+    pub tip_writer: TipWriter,
     /// λ: weight of the intrinsic (novelty) reward in the return.
     pub intrinsic_coef: f32,
     /// Sampling temperature in training.
@@ -95,6 +108,7 @@ impl Default for TrainConfig {
             group_size: 8,
             memory_probability: 0.25,
             off_policy_probability: 2.0 / 3.0,
+            tip_writer: TipWriter::Summary,
             intrinsic_coef: 1.0,
             temperature: 1.0,
             eval_temperature: 0.4,

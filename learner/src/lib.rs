@@ -18,11 +18,13 @@
 //! - [`checkpoint`]: atomic checkpoints and resuming from them.
 //! - [`record`]: the per-iteration metrics.
 //! - [`job`]: the running learner and its training loop; [`service`]: its gRPC face.
+//! - [`bench`]: the `empo2 bench broadcast` benchmark.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod adamw;
 pub mod advantage;
+pub mod bench;
 pub mod broadcast;
 pub mod checkpoint;
 pub mod config;

@@ -27,6 +27,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
         learner: args.learner,
         memory: args.memory,
+        tip_writer: cfg.train.tip_writer,
     };
     actor::run(policy, options, crate::shutdown::signal()).await;
     Ok(())

@@ -45,6 +45,16 @@ pub enum Command {
         #[arg(long = "remote", value_parser = parse_remote)]
         remotes: Vec<envs::bench::Remote>,
     },
+    /// Weight broadcast: serialising a version, streaming it to an actor over gRPC on
+    /// loopback, loading it, beside a raw TCP loopback copy of the same bytes.
+    Broadcast {
+        /// Model preset (`tiny`, `small`) whose weights are sent.
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Rounds per row (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
     /// Policy: decode tokens/s (batch 1 and 8) and training tokens/s of a model directory.
     Policy {
         /// Model directory (Hugging Face layout), e.g. from `empo2 model init`, or a Llama
@@ -127,6 +137,29 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                 rows.into_iter()
                     .map(|r| (r.name, r.p50, r.p99, r.per_second)),
             );
+            Ok(())
+        }
+        Command::Broadcast { preset, rounds } => {
+            let preset: policy::init::Preset = preset.parse().map_err(anyhow::Error::msg)?;
+            let sender = policy::init::init_policy(preset, 1)?;
+            let receiver = policy::init::init_policy(preset, 2)?;
+            eprintln!(
+                "empo2 bench broadcast: {} parameters, {rounds} rounds …",
+                sender.parameter_count()
+            );
+            let scratch = tempfile::tempdir()?;
+            let rows = learner::bench::run(sender, &receiver, rounds, scratch.path()).await?;
+            println!("| measurement | MB | median ms | MB/s |");
+            println!("|---|---:|---:|---:|");
+            for row in rows {
+                println!(
+                    "| {} | {:.1} | {:.1} | {:.0} |",
+                    row.name,
+                    row.bytes as f64 / 1e6,
+                    row.median.as_secs_f64() * 1e3,
+                    row.mb_per_second()
+                );
+            }
             Ok(())
         }
         Command::Policy {

@@ -49,6 +49,7 @@ pub(crate) async fn evaluate(
                 },
                 policy_version: 0,
                 write_tips: false,
+                tip_writer: cfg.tip_writer,
             };
             let (played, _) = play_group(policy, env, None, &spec).await?;
             plain.push(played[0].final_score);

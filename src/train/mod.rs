@@ -75,6 +75,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
             id: format!("local-{i}"),
             learner: learner_endpoint.clone(),
             memory: Some(memory.clone()),
+            tip_writer: cfg.tip_writer,
         };
         let policy = local::load_policy(&cfg)?;
         let mut stopped = stopped.clone();
