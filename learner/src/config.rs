@@ -27,6 +27,10 @@ pub struct TrainConfig {
     pub model: Option<PathBuf>,
     /// Preset of the fresh model when `model` is unset: `tiny` or `small`.
     pub preset: String,
+    /// Where the policy computes: `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
+    pub device: String,
+    /// Parameter dtype of a loaded model: `f32`, or `bf16` / `f16` on a GPU.
+    pub dtype: String,
     /// Seed of everything random (model init, schedule, sampling).
     pub seed: u64,
     /// Where the run writes metrics.jsonl, checkpoints/, curve.png, eval.md and (in
@@ -91,6 +95,8 @@ impl Default for TrainConfig {
         Self {
             model: None,
             preset: "tiny".into(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
             seed: 1,
             out_dir: PathBuf::from("runs/quickstart"),
             tasks: vec![

@@ -6,21 +6,52 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use candle_core::{DType, Device};
 use envs::{EnvClient, Environment};
 use learner::{Learner, TrainConfig};
 use memory_service::MemoryConfig;
 use policy::Policy;
 
-/// The policy of `cfg`: its model directory or GGUF file, or a fresh preset model.
+/// The policy of `cfg`: its model directory or GGUF file on `device` in `dtype`, or a fresh
+/// preset model (created on the CPU).
 pub(crate) fn load_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
-    let device = candle_core::Device::Cpu;
+    let device = device(&cfg.device)?;
+    let dtype = match cfg.dtype.as_str() {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        other => anyhow::bail!("train.dtype `{other}` is not f32, bf16 or f16"),
+    };
     Ok(match &cfg.model {
-        Some(path) => Policy::open(path, &device, candle_core::DType::F32)
+        Some(path) => Policy::open(path, &device, dtype)
             .with_context(|| format!("cannot load the model at {}", path.display()))?,
         None => {
+            anyhow::ensure!(
+                device.is_cpu() && dtype == DType::F32,
+                "a fresh `{}` model is made on the CPU in f32; save one with `empo2 model init` \
+                 and set train.model to train it on {} in {}",
+                cfg.preset,
+                cfg.device,
+                cfg.dtype
+            );
             let preset = cfg.preset.parse().map_err(anyhow::Error::msg)?;
             policy::init::init_policy(preset, cfg.seed)?
         }
+    })
+}
+
+/// `cpu`, `cuda` or `cuda:N`.
+fn device(name: &str) -> anyhow::Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("train.device `{other}` is not cpu, cuda or cuda:N"))?,
+    };
+    Device::new_cuda(ordinal).with_context(|| {
+        format!("cannot use {name} (is this a build with `--features cuda` on a GPU machine?)")
     })
 }
 

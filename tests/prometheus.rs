@@ -1,0 +1,62 @@
+//! `--metrics-listen` serves Prometheus metrics: a real `empo2 learner` counts the lease it
+//! hands out, and /metrics shows it.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use empo2_proto::learner::v1 as pb;
+use empo2_proto::learner::v1::learner_client::LearnerClient;
+use support::{free_port, spawn};
+
+fn scrape(addr: &str) -> std::io::Result<String> {
+    let mut socket = std::net::TcpStream::connect(addr)?;
+    socket.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    socket.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learner_exports_its_metrics_for_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let learner = spawn(
+        &[
+            "learner",
+            "--listen",
+            "127.0.0.1:0",
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+            "--metrics-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    let mut client = LearnerClient::connect(format!("http://{}", learner.addr))
+        .await
+        .unwrap();
+    let lease = client
+        .lease(pb::LeaseRequest {
+            actor_id: "scraper".into(),
+            policy_version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!lease.idle);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = scrape(&metrics).unwrap_or_default();
+        if body.contains("empo2_learner_leases_total 1") {
+            assert!(
+                body.starts_with("HTTP/1.") && body.contains(" 200 "),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lease counter in:\n{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
