@@ -75,9 +75,10 @@ pub async fn run(
         &learner,
         std::future::pending(),
     ));
-    let mut client = LearnerClient::connect(format!("http://{addr}"))
+    let channel = empo2_proto::connect(&format!("http://{addr}"), Duration::from_secs(60))
         .await
         .map_err(unavailable)?;
+    let mut client = LearnerClient::new(channel).max_decoding_message_size(4 << 20);
     let (mut stream_times, mut load_times) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();

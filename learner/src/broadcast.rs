@@ -64,11 +64,13 @@ pub struct ChunkError {
 }
 
 /// Puts versions back together from chunks.
-#[derive(Debug, Default)]
+/// The SHA-256 is computed as chunks arrive, so hashing overlaps the transfer.
+#[derive(Default)]
 pub struct Assembler {
     version: u64,
     next: u32,
     buffer: Vec<u8>,
+    hasher: Sha256,
 }
 
 impl Assembler {
@@ -84,6 +86,7 @@ impl Assembler {
             self.version = chunk.version;
             self.next = 0;
             self.buffer = Vec::with_capacity(chunk.total_bytes.min(1 << 34) as usize);
+            self.hasher = Sha256::new();
         }
         if chunk.version != self.version || chunk.index != self.next {
             return Err(fail(format!(
@@ -95,6 +98,7 @@ impl Assembler {
             return Err(fail("CRC32C mismatch".into()));
         }
         self.buffer.extend_from_slice(&chunk.data);
+        self.hasher.update(&chunk.data);
         self.next += 1;
         if self.next < chunk.total_chunks {
             return Ok(None);
@@ -107,10 +111,14 @@ impl Assembler {
                 chunk.total_bytes
             )));
         }
-        let published = Published::new(chunk.version, bytes);
-        if published.sha256[..] != chunk.sha256[..] {
+        let sha256: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        if sha256[..] != chunk.sha256[..] {
             return Err(fail("SHA-256 of the version does not match".into()));
         }
-        Ok(Some(published))
+        Ok(Some(Published {
+            version: chunk.version,
+            bytes: Bytes::from(bytes),
+            sha256,
+        }))
     }
 }

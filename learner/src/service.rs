@@ -44,6 +44,9 @@ pub fn serve(
         tracing::info!(?addr, "learner listening");
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         Server::builder()
+            .initial_stream_window_size(empo2_proto::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(empo2_proto::CONNECTION_WINDOW_BYTES)
+            .max_frame_size(empo2_proto::MAX_FRAME_BYTES)
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .add_routes(standard_routes)
             .add_service(service)

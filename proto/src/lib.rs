@@ -75,6 +75,15 @@ pub fn url(endpoint: &str) -> String {
     }
 }
 
+/// HTTP/2 flow-control window of one stream. h2's default of 64 KiB makes a sender wait for
+/// a window update every 64 KiB, which caps a weight broadcast far below loopback speed.
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// Largest HTTP/2 frame a peer may send us (h2's default is 16 KiB: a 1 MiB weights chunk
+/// would cross as 64 frames).
+pub const MAX_FRAME_BYTES: u32 = (1 << 24) - 1;
+/// HTTP/2 flow-control window of a whole connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+
 /// Connects a channel to `url` (see [`url`]): TCP_NODELAY, 10 s to connect, `timeout` per
 /// request. The error is the transport's message, for the caller's own error type.
 pub async fn connect(
@@ -86,6 +95,9 @@ pub async fn connect(
         .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .connect()
         .await
         .map_err(|e| e.to_string())
