@@ -1,17 +1,19 @@
 //! End to end, seeded: `empo2 train` (memory service, learner and two actors over loopback)
-//! trains the tiny model on two built-in tasks for 15 updates, and the trained policy's test
-//! score without memory beats the untrained policy's by at least `MARGIN` points, over 60
-//! held-out episodes (30 test variations × 2 tasks, sampled at the training temperature).
+//! trains the tiny model on fetch-and-place for 15 updates, and the trained policy's test
+//! score without memory beats the untrained policy's by at least `MARGIN` points over 40
+//! held-out variations, sampled at the training temperature.
 //!
-//! What the tiny model learns in 15 updates is to stop focusing on the wrong thing (−100).
-//! The seed fixes the model, the schedule and the sampling; the order in which two actors'
-//! groups reach the learner does not repeat exactly, so the margin leaves room: measured with
-//! this configuration, untrained −9.2 → trained +0.5 (seed 2, the one used here); seed 1 gave −6.0 → −0.8.
+//! What the tiny model learns in 15 updates is to stop focusing on the wrong thing (−100),
+//! on objects it has never seen: the test variations draw from object pools disjoint from
+//! training. The seed fixes the model, the schedule and the sampling; the order in which two
+//! actors' groups reach the learner does not repeat exactly, so the margin leaves room —
+//! measured with this configuration: untrained −14.8 → trained +1.2 (seed 2, used here);
+//! seed 1 gave −7.0 → +1.0.
 
 use std::process::Command;
 
 /// Points by which the trained policy must beat the untrained one.
-const MARGIN: f64 = 4.0;
+const MARGIN: f64 = 8.0;
 
 /// The mean of the `**all**` row of `policy` in the evaluation table.
 fn overall(table: &str, policy: &str) -> f64 {
@@ -38,15 +40,15 @@ limit = 3
 
 [train]
 seed = 2
-tasks = ["find-animal", "fetch-and-place"]
-variations_per_task = 8
+tasks = ["fetch-and-place"]
+variations_per_task = 0
 iterations = 15
 groups_per_iteration = 4
 group_size = 8
 max_steps = 8
 max_prompt_tokens = 512
 minibatch_episodes = 8
-eval_variations = 30
+eval_variations = 40
 eval_memory_trials = 1
 eval_temperature = 1.0
 
