@@ -222,6 +222,19 @@ async fn a_killed_learner_resumes_at_its_checkpoint_and_actors_reconnect() {
     assert_eq!(iterations.last(), Some(&3), "{iterations:?}");
 }
 
+/// The ids of every tip stored in `slot` (threshold −1 keeps them all).
+async fn tip_ids(memory: &mut TipMemoryClient<Channel>, slot: &str) -> Vec<String> {
+    let request = memory_pb::RetrieveRequest {
+        slot: slot.to_string(),
+        query: Some(memory_pb::retrieve_request::Query::Text("anything".into())),
+        threshold: Some(-1.0),
+        limit: Some(1000),
+        rank: 0,
+    };
+    let entries = memory.retrieve(request).await.unwrap().into_inner().entries;
+    entries.into_iter().map(|e| e.id).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tips_survive_a_memory_restart_mid_training() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,13 +265,6 @@ async fn tips_survive_a_memory_restart_mid_training() {
     let mut c = client(&addr).await;
     wait_until(&mut c, "an update", |s| s.updates >= 1).await;
 
-    let tips = |slot: String| memory_pb::RetrieveRequest {
-        slot,
-        query: Some(memory_pb::retrieve_request::Query::Text("anything".into())),
-        threshold: Some(-1.0),
-        limit: Some(1000),
-        rank: 0,
-    };
     let mut m = TipMemoryClient::connect(format!("http://{}", memory.addr))
         .await
         .unwrap();
@@ -274,30 +280,14 @@ async fn tips_survive_a_memory_restart_mid_training() {
         .expect("tips were written")
         .slot
         .clone();
-    let before: Vec<String> = m
-        .retrieve(tips(slot.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let before = tip_ids(&mut m, &slot).await;
     kill_9(memory);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let memory = start_memory();
     let mut m = TipMemoryClient::connect(format!("http://{}", memory.addr))
         .await
         .unwrap();
-    let after: Vec<String> = m
-        .retrieve(tips(slot))
-        .await
-        .unwrap()
-        .into_inner()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let after = tip_ids(&mut m, &slot).await;
     for id in &before {
         assert!(
             after.contains(id),

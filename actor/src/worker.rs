@@ -267,7 +267,7 @@ impl Services {
 }
 
 /// The built-in worlds served on a free loopback port, and a client for them.
-async fn serve_builtin() -> Result<EnvClient, ActorError> {
+pub async fn serve_builtin() -> Result<EnvClient, ActorError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| ActorError::Lease(format!("cannot serve the built-in worlds: {e}")))?;

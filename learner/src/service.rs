@@ -85,8 +85,10 @@ impl learner_server::Learner for LearnerService {
         let mut state = shared.state();
         let now = SystemTime::now();
         state.scheduler.expire(now);
+        // Groups out or waiting are trained within `staleness` updates of their leasing (one
+        // iteration's worth a version), so none is ever too stale to use.
         let in_flight = state.scheduler.active() + state.intake.ready();
-        let limit = cfg.groups_per_iteration * (cfg.staleness as usize + 1);
+        let limit = cfg.groups_per_iteration * (cfg.staleness as usize).max(1);
         if *shared.finished.borrow() || in_flight >= limit {
             return Ok(Response::new(idle()));
         }

@@ -2,12 +2,11 @@
 //! section describes.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use candle_core::{DType, Device};
-use envs::{EnvClient, Environment};
+use envs::EnvClient;
 use learner::{Learner, TrainConfig};
 use memory_service::MemoryConfig;
 use policy::Policy;
@@ -57,16 +56,7 @@ fn device(name: &str) -> anyhow::Result<Device> {
 
 /// The built-in worlds on a free loopback port, and a client for them.
 pub(crate) async fn serve_builtin() -> anyhow::Result<EnvClient> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let env: Arc<dyn Environment> = Arc::new(envs::Builtin::new());
-    tokio::spawn(envs::serve(
-        listener,
-        env,
-        Default::default(),
-        std::future::pending(),
-    ));
-    Ok(EnvClient::connect(&addr.to_string()).await?)
+    Ok(actor::worker::serve_builtin().await?)
 }
 
 /// The tip memory service (the `[memory]` settings, storing in `data_dir`) on a free loopback
