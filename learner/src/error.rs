@@ -21,6 +21,9 @@ pub enum LearnerError {
     /// A checkpoint cannot be written or read.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A bug or an I/O failure inside the learner (a panicked task, an unwritable file).
+    #[error("internal: {0}")]
+    Internal(String),
     /// The policy refused the input or failed.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
@@ -39,9 +42,10 @@ impl From<LearnerError> for tonic::Status {
             LearnerError::AlreadyExists(_) => Self::already_exists(message),
             LearnerError::UnknownLease(_) => Self::not_found(message),
             LearnerError::Unavailable(_) => Self::unavailable(message),
-            LearnerError::Checkpoint(_) | LearnerError::Policy(_) | LearnerError::Tensor(_) => {
-                Self::internal(message)
-            }
+            LearnerError::Checkpoint(_)
+            | LearnerError::Internal(_)
+            | LearnerError::Policy(_)
+            | LearnerError::Tensor(_) => Self::internal(message),
         }
     }
 }

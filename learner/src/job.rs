@@ -168,7 +168,7 @@ impl Learner {
     pub async fn finished(&mut self) -> Result<(), LearnerError> {
         match (&mut self.trainer).await {
             Ok(result) => result,
-            Err(join) => Err(LearnerError::Checkpoint(format!(
+            Err(join) => Err(LearnerError::Internal(format!(
                 "the training loop panicked: {join}"
             ))),
         }
@@ -229,7 +229,7 @@ async fn train(
             let seed = cfg.seed ^ updates.wrapping_mul(0x5eed);
             tokio::task::spawn_blocking(move || update(&policy, opt, items, &cfg, seed))
                 .await
-                .map_err(|e| LearnerError::Checkpoint(format!("the update panicked: {e}")))?
+                .map_err(|e| LearnerError::Internal(format!("the update panicked: {e}")))?
         };
         opt = returned;
         for report in reports? {
@@ -245,7 +245,7 @@ async fn train(
                 policy::weights::to_safetensors(&policy.vars, DType::F32, next_version)
             })
             .await
-            .map_err(|e| LearnerError::Checkpoint(format!("serialising panicked: {e}")))??
+            .map_err(|e| LearnerError::Internal(format!("serialising panicked: {e}")))??
         };
         let published = Arc::new(Published::new(next_version, bytes));
         let state_now = {
@@ -368,12 +368,11 @@ async fn save_checkpoint(
 fn append_metrics(out_dir: &Path, record: &IterationRecord) -> Result<(), LearnerError> {
     use std::io::Write;
     let path = out_dir.join("metrics.jsonl");
-    let line =
-        serde_json::to_string(record).map_err(|e| LearnerError::Checkpoint(e.to_string()))?;
+    let line = serde_json::to_string(record).map_err(|e| LearnerError::Internal(e.to_string()))?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .and_then(|mut f| writeln!(f, "{line}"))
-        .map_err(|e| LearnerError::Checkpoint(format!("{}: {e}", path.display())))
+        .map_err(|e| LearnerError::Internal(format!("{}: {e}", path.display())))
 }
