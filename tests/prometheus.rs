@@ -6,9 +6,8 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
-use support::{free_port, spawn};
+use support::{free_port, lease, spawn};
 
 fn scrape(addr: &str) -> std::io::Result<String> {
     let mut socket = std::net::TcpStream::connect(addr)?;
@@ -37,15 +36,7 @@ async fn the_learner_exports_its_metrics_for_prometheus() {
     let mut client = LearnerClient::connect(format!("http://{}", learner.addr))
         .await
         .unwrap();
-    let lease = client
-        .lease(pb::LeaseRequest {
-            actor_id: "scraper".into(),
-            policy_version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!lease.idle);
+    assert!(!lease(&mut client).await.idle);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let body = scrape(&metrics).unwrap_or_default();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
 use envs::bridge::BridgeProcess;
-use support::spawn;
+use support::{lease, spawn};
 use tonic::Code;
 
 fn repo() -> &'static Path {
@@ -41,14 +41,7 @@ async fn the_scienceworld_bridge_joins_a_running_job_from_rust_and_from_python()
     let mut client = LearnerClient::connect(format!("http://{}", learner.addr))
         .await
         .unwrap();
-    let idle = client
-        .lease(pb::LeaseRequest {
-            actor_id: "test".into(),
-            policy_version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let idle = lease(&mut client).await;
     assert!(idle.idle, "an empty pool has no work");
 
     let request = pb::RegisterEnvironmentRequest {
@@ -71,18 +64,11 @@ async fn the_scienceworld_bridge_joins_a_running_job_from_rust_and_from_python()
     let again = client.register_environment(request).await.unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists);
 
-    let lease = client
-        .lease(pb::LeaseRequest {
-            actor_id: "test".into(),
-            policy_version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!lease.idle);
-    assert_eq!(lease.environment, "scienceworld");
-    assert_eq!(lease.environment_endpoint, bridge.endpoint);
-    assert!(["boil", "find-animal"].contains(&lease.task.as_str()));
+    let group = lease(&mut client).await;
+    assert!(!group.idle);
+    assert_eq!(group.environment, "scienceworld");
+    assert_eq!(group.environment_endpoint, bridge.endpoint);
+    assert!(["boil", "find-animal"].contains(&group.task.as_str()));
 
     // The Python example, with the bridge venv's interpreter (grpcio and the stubs).
     let venv_root = std::env::var("EMPO2_VENV_ROOT")

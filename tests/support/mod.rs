@@ -110,3 +110,14 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::E
     }
     None
 }
+
+/// Asks the learner behind `client` for a group, as actor `test`.
+pub async fn lease(
+    client: &mut empo2_proto::learner::v1::learner_client::LearnerClient<tonic::transport::Channel>,
+) -> empo2_proto::learner::v1::LeaseResponse {
+    let request = empo2_proto::learner::v1::LeaseRequest {
+        actor_id: "test".into(),
+        policy_version: 0,
+    };
+    client.lease(request).await.unwrap().into_inner()
+}
