@@ -79,6 +79,13 @@ impl Intake {
         self.ready.len()
     }
 
+    /// Forgets the partly received episodes of `groups` (whose leases expired).
+    pub fn forget(&mut self, groups: &[String]) {
+        for group in groups {
+            self.partial.remove(group);
+        }
+    }
+
     /// Takes up to `n` complete groups, oldest first.
     pub fn take(&mut self, n: usize) -> Vec<Group> {
         let n = n.min(self.ready.len());

@@ -284,7 +284,8 @@ async fn next_groups(shared: &Shared, n: usize) -> Vec<Group> {
         let notified = shared.groups_ready.notified();
         {
             let mut state = shared.state();
-            state.scheduler.expire(SystemTime::now());
+            let expired = state.scheduler.expire(SystemTime::now());
+            state.intake.forget(&expired);
             if state.intake.ready() >= n {
                 return state.intake.take(n);
             }

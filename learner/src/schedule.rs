@@ -128,19 +128,23 @@ impl Scheduler {
     }
 
     /// Expires the leases past their deadline at `now`; their groups are leased again.
-    pub fn expire(&mut self, now: SystemTime) -> usize {
+    /// Returns the group ids that expired.
+    pub fn expire(&mut self, now: SystemTime) -> Vec<String> {
         let expired: Vec<String> = self
             .leases
             .iter()
             .filter(|(_, l)| l.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut groups = Vec::with_capacity(expired.len());
         for id in &expired {
-            tracing::warn!(lease = %id, actor = %self.leases[id].actor, "lease expired; its group is leased again");
+            let lease = &self.leases[id];
+            tracing::warn!(lease = %id, actor = %lease.actor, "lease expired; its group is leased again");
+            groups.push(lease.group.group_id.clone());
             self.give_back(id);
         }
         self.state.expired += expired.len() as u64;
-        expired.len()
+        groups
     }
 
     /// Leases a group to `actor` for the policy of `version`; `None` if the pool is empty.

@@ -84,7 +84,8 @@ impl learner_server::Learner for LearnerService {
         let cfg = &shared.cfg;
         let mut state = shared.state();
         let now = SystemTime::now();
-        state.scheduler.expire(now);
+        let expired = state.scheduler.expire(now);
+        state.intake.forget(&expired);
         // Groups out or waiting are trained within `staleness` updates of their leasing (one
         // iteration's worth a version), so none is ever too stale to use.
         let in_flight = state.scheduler.active() + state.intake.ready();
