@@ -1,14 +1,13 @@
 //! `empo2 train` as a real process on a small config: it plays, updates, evaluates and
 //! writes its metrics, curve and evaluation table.
 
-use std::process::Command;
+mod support;
 
 #[test]
 fn a_small_training_run_writes_its_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("small.toml");
-    std::fs::write(
-        &config,
+    let (stdout, out) = support::train(
+        dir.path(),
         r#"
 [memory.embedder]
 kind = "hash"
@@ -22,25 +21,6 @@ max_steps = 4
 eval_variations = 1
 eval_memory_trials = 2
 "#,
-    )
-    .unwrap();
-    let out = dir.path().join("run");
-    let output = Command::new(env!("CARGO_BIN_EXE_empo2"))
-        .args([
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
     );
 
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();

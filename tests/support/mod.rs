@@ -121,3 +121,24 @@ pub async fn lease(
     };
     client.lease(request).await.unwrap().into_inner()
 }
+
+/// Runs `empo2 train` on the configuration `toml` in `dir` (output under `dir/run`); asserts
+/// it succeeded and returns its stdout (the evaluation table) and the run directory.
+pub fn train(dir: &Path, toml: &str) -> (String, std::path::PathBuf) {
+    let config = dir.join("train.toml");
+    std::fs::write(&config, toml).expect("write the config");
+    let out = dir.join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_empo2"))
+        .args(["train", "--config", config.to_str().expect("utf-8 path")])
+        .args(["--out-dir", out.to_str().expect("utf-8 path")])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run empo2 train");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (stdout, out)
+}
