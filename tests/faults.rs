@@ -60,17 +60,20 @@ fn learner(config: &Path, listen: &str, memory: &Service, resume: bool) -> Servi
 }
 
 fn actor(config: &Path, learner: &str, memory: &str, id: &str) -> support::Process {
-    start(&[
-        "actor",
-        "--config",
-        config.to_str().unwrap(),
-        "--learner",
-        learner,
-        "--memory",
-        memory,
-        "--id",
-        id,
-    ])
+    start(
+        &[
+            "actor",
+            "--config",
+            config.to_str().unwrap(),
+            "--learner",
+            learner,
+            "--memory",
+            memory,
+            "--id",
+            id,
+        ],
+        &[],
+    )
 }
 
 async fn client(addr: &str) -> LearnerClient<Channel> {

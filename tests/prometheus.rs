@@ -3,19 +3,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use empo2_proto::learner::v1::learner_client::LearnerClient;
-use support::{free_port, lease, spawn};
-
-fn scrape(addr: &str) -> std::io::Result<String> {
-    let mut socket = std::net::TcpStream::connect(addr)?;
-    socket.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut body = String::new();
-    socket.read_to_string(&mut body)?;
-    Ok(body)
-}
+use support::{free_port, lease, scrape, spawn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_learner_exports_its_metrics_for_prometheus() {

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use empo2_proto::auth::AuthChannel;
 use empo2_proto::memory::v1 as pb;
 use empo2_proto::memory::v1::tip_memory_client::TipMemoryClient;
-use tonic::transport::Channel;
 
 use crate::error::ActorError;
 
 /// A connection to the tip memory service.
 #[derive(Debug, Clone)]
 pub struct MemoryClient {
-    inner: TipMemoryClient<Channel>,
+    inner: TipMemoryClient<AuthChannel>,
     endpoint: String,
 }
 
@@ -28,10 +28,11 @@ pub struct Entry {
 }
 
 impl MemoryClient {
-    /// Connects to `endpoint` (`http://host:port` or `host:port`).
-    pub async fn connect(endpoint: &str) -> Result<Self, ActorError> {
+    /// Connects to `endpoint` (`http://host:port` or `host:port`), sending `token` (the
+    /// service's `auth_token`) if given.
+    pub async fn connect(endpoint: &str, token: Option<&str>) -> Result<Self, ActorError> {
         let url = empo2_proto::url(endpoint);
-        let channel = empo2_proto::connect(&url, Duration::from_secs(60))
+        let channel = empo2_proto::auth::connect(&url, Duration::from_secs(60), token)
             .await
             .map_err(|message| ActorError::MemoryUnavailable {
                 endpoint: url.clone(),

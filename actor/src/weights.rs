@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use empo2_proto::auth::AuthChannel;
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
 use learner::broadcast::{Assembler, Published};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use crate::backoff::Backoff;
 
@@ -19,13 +19,13 @@ pub type Newest = watch::Receiver<Option<Arc<Published>>>;
 
 /// Starts following the weights of the learner behind `client`; the task ends when every
 /// receiver is dropped.
-pub fn follow(client: LearnerClient<Channel>) -> Newest {
+pub fn follow(client: LearnerClient<AuthChannel>) -> Newest {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(run(client, tx));
     rx
 }
 
-async fn run(mut client: LearnerClient<Channel>, tx: watch::Sender<Option<Arc<Published>>>) {
+async fn run(mut client: LearnerClient<AuthChannel>, tx: watch::Sender<Option<Arc<Published>>>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !tx.is_closed() {
         let have = tx.borrow().as_ref().map_or(0, |p| p.version);

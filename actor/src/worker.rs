@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use empo2_proto::auth::AuthChannel;
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
 use envs::{EnvClient, Environment};
 use policy::Policy;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
@@ -31,6 +31,10 @@ pub struct ActorOptions {
     pub learner: String,
     /// The tip memory service's endpoint; without one, memory-mode groups cannot be played.
     pub memory: Option<String>,
+    /// Bearer token the learner requires (`[train] auth_token`).
+    pub learner_token: Option<String>,
+    /// Bearer token the tip memory service requires (`[memory] auth_token`).
+    pub memory_token: Option<String>,
     /// Who writes the tips at the end of each episode.
     pub tip_writer: learner::config::TipWriter,
 }
@@ -49,7 +53,13 @@ async fn work(policy: Policy, options: &ActorOptions) {
     let url = empo2_proto::url(&options.learner);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut learner = loop {
-        match empo2_proto::connect(&url, Duration::from_secs(120)).await {
+        match empo2_proto::auth::connect(
+            &url,
+            Duration::from_secs(120),
+            options.learner_token.as_deref(),
+        )
+        .await
+        {
             Ok(channel) => {
                 break LearnerClient::new(channel)
                     .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
@@ -63,7 +73,7 @@ async fn work(policy: Policy, options: &ActorOptions) {
     };
     let mut newest = weights::follow(learner.clone());
     let mut version: Option<u64> = None;
-    let mut services = Services::new(options.memory.clone());
+    let mut services = Services::new(options.memory.clone(), options.memory_token.clone());
     tracing::info!(actor = %options.id, learner = %url, "actor started");
     loop {
         let request = pb::LeaseRequest {
@@ -148,7 +158,7 @@ async fn load_weights(
 
 async fn play_and_push(
     policy: &Policy,
-    learner: &mut LearnerClient<Channel>,
+    learner: &mut LearnerClient<AuthChannel>,
     services: &mut Services,
     lease: &pb::LeaseResponse,
     version: u64,
@@ -181,7 +191,7 @@ async fn play_and_push(
 /// Pushes a group, retrying while the learner is unreachable (a retried push is
 /// acknowledged again, not counted twice).
 async fn push(
-    learner: &mut LearnerClient<Channel>,
+    learner: &mut LearnerClient<AuthChannel>,
     trajectories: Vec<pb::Trajectory>,
 ) -> Result<(), ActorError> {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -223,14 +233,16 @@ async fn push(
 struct Services {
     envs: HashMap<String, EnvClient>,
     memory_endpoint: Option<String>,
+    memory_token: Option<String>,
     memory: Option<MemoryClient>,
 }
 
 impl Services {
-    fn new(memory_endpoint: Option<String>) -> Self {
+    fn new(memory_endpoint: Option<String>, memory_token: Option<String>) -> Self {
         Self {
             envs: HashMap::new(),
             memory_endpoint,
+            memory_token,
             memory: None,
         }
     }
@@ -249,7 +261,8 @@ impl Services {
 
     async fn memory(&mut self) -> Result<Option<MemoryClient>, ActorError> {
         if let (None, Some(endpoint)) = (&self.memory, &self.memory_endpoint) {
-            self.memory = Some(MemoryClient::connect(endpoint).await?);
+            self.memory =
+                Some(MemoryClient::connect(endpoint, self.memory_token.as_deref()).await?);
         }
         Ok(self.memory.clone())
     }

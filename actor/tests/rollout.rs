@@ -38,7 +38,7 @@ async fn serve_memory(dir: &std::path::Path) -> MemoryClient {
     cfg.data_dir = dir.to_path_buf();
     tokio::spawn(memory_service::serve(listener, cfg, std::future::pending()));
     for _ in 0..100 {
-        if let Ok(client) = MemoryClient::connect(&addr.to_string()).await {
+        if let Ok(client) = MemoryClient::connect(&addr.to_string(), None).await {
             return client;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

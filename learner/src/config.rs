@@ -84,6 +84,9 @@ pub struct TrainConfig {
     pub eval_variations: usize,
     /// Trials per test variation with memory on (tips accumulate; the last trial is reported).
     pub eval_memory_trials: usize,
+    /// Bearer token the learner service requires of every request (health checks excepted),
+    /// and that actors and `empo2 env register` send; unset = no authentication.
+    pub auth_token: Option<String>,
     /// The loss.
     pub loss: LossConfig,
     /// The optimizer.
@@ -126,6 +129,7 @@ impl Default for TrainConfig {
             minibatch_episodes: 8,
             eval_variations: 4,
             eval_memory_trials: 2,
+            auth_token: None,
             // A fresh tiny model gives every token p ≈ 1/vocab ≈ e⁻⁷: the paper's δ = e⁻⁵ would
             // mask every token. Use e⁻⁵ (LossConfig's default) for pretrained models.
             loss: LossConfig {
@@ -169,6 +173,6 @@ impl TrainConfig {
         if self.max_steps == 0 {
             return Err("train.max_steps must be at least 1".into());
         }
-        Ok(())
+        empo2_proto::auth::check_token("train.auth_token", self.auth_token.as_deref())
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use candle_core::DType;
+use empo2_proto::auth::AuthChannel;
 use empo2_proto::memory::v1 as memory_pb;
 use empo2_proto::memory::v1::tip_memory_client::TipMemoryClient;
 use policy::Policy;
@@ -33,6 +34,8 @@ use crate::update::{Item, optimizer, step};
 pub struct LearnerOptions {
     /// The tip memory service to snapshot at each checkpoint (and restore on resume).
     pub memory_endpoint: Option<String>,
+    /// Bearer token the tip memory service requires (`[memory] auth_token`).
+    pub memory_token: Option<String>,
     /// Continue from the newest checkpoint under `out_dir/checkpoints` (if there is one).
     pub resume: bool,
 }
@@ -83,7 +86,7 @@ impl Learner {
         cfg.validate().map_err(LearnerError::BadRequest)?;
         let mut opt = optimizer(&policy, &cfg.optim)?;
         let mut memory = match &options.memory_endpoint {
-            Some(endpoint) => Some(memory_client(endpoint).await?),
+            Some(endpoint) => Some(memory_client(endpoint, options.memory_token.as_deref()).await?),
             None => None,
         };
         let resumed = match options.resume {
@@ -177,9 +180,10 @@ impl Learner {
 
 async fn memory_client(
     endpoint: &str,
-) -> Result<TipMemoryClient<tonic::transport::Channel>, LearnerError> {
+    token: Option<&str>,
+) -> Result<TipMemoryClient<AuthChannel>, LearnerError> {
     let url = empo2_proto::url(endpoint);
-    let channel = empo2_proto::connect(&url, Duration::from_secs(300))
+    let channel = empo2_proto::auth::connect(&url, Duration::from_secs(300), token)
         .await
         .map_err(|m| LearnerError::Unavailable(format!("tip memory at {url}: {m}")))?;
     Ok(TipMemoryClient::new(channel))
@@ -190,7 +194,7 @@ async fn train(
     shared: Arc<Shared>,
     policy: Arc<Policy>,
     mut opt: AdamW,
-    mut memory: Option<TipMemoryClient<tonic::transport::Channel>>,
+    mut memory: Option<TipMemoryClient<AuthChannel>>,
 ) -> Result<(), LearnerError> {
     let cfg = shared.cfg.clone();
     loop {
@@ -350,7 +354,7 @@ async fn save_checkpoint(
     mut state: CheckpointState,
     published: &Published,
     opt: &AdamW,
-    memory: Option<&mut TipMemoryClient<tonic::transport::Channel>>,
+    memory: Option<&mut TipMemoryClient<AuthChannel>>,
 ) -> Result<(), LearnerError> {
     // A memory service that is down (restarting) costs this checkpoint its snapshot, not
     // the run: the tips it acknowledged are durable in its own store.

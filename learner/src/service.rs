@@ -33,6 +33,7 @@ pub fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
     let shared = learner.shared.clone();
+    let auth = empo2_proto::auth::BearerAuthLayer::new(shared.cfg.auth_token.clone());
     async move {
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         let service = LearnerServer::new(LearnerService { shared })
@@ -48,6 +49,7 @@ pub fn serve(
             .initial_connection_window_size(empo2_proto::CONNECTION_WINDOW_BYTES)
             .max_frame_size(empo2_proto::MAX_FRAME_BYTES)
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .layer(auth)
             .add_routes(standard_routes)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, shutdown)

@@ -34,6 +34,7 @@ async fn start(cfg: TrainConfig, resume: bool) -> (Learner, Client) {
     let builtin = Pool::builtin(&cfg.tasks).unwrap();
     let options = LearnerOptions {
         memory_endpoint: None,
+        memory_token: None,
         resume,
     };
     let learner = Learner::start(cfg, policy, vec![builtin], options)

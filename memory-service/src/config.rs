@@ -80,7 +80,7 @@ impl MemoryConfig {
         if self.embedder.dims == 0 {
             return Err("embedder.dims must be at least 1".into());
         }
-        Ok(())
+        empo2_proto::auth::check_token("auth_token", self.auth_token.as_deref())
     }
 }
 

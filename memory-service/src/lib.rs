@@ -4,7 +4,6 @@
 //! - [`embed`]: text → unit vectors (all-MiniLM-L6-v2 in candle, or hashed n-grams).
 //! - [`store`]: the `TipStore` interface and its embedded (redb) and Qdrant backends.
 //! - [`service`]: the `TipMemory` gRPC service over any store.
-//! - [`layers`]: tower layers (bearer-token auth).
 //! - [`latency`]: per-method latency histograms.
 //! - [`bench`]: the `empo2 bench memory` benchmark.
 //! - `wire`: proto ↔ domain conversions and request validation (private).
@@ -18,7 +17,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod latency;
-pub mod layers;
+
 mod server;
 pub mod service;
 pub mod store;

@@ -13,9 +13,9 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::config::{BackendKind, MemoryConfig};
 use crate::embed::{self, Embedder};
 use crate::error::MemoryError;
-use crate::layers::auth::BearerAuthLayer;
 use crate::service::TipMemoryService;
 use crate::store::{EmbeddedStore, QdrantStore, TipStore, WriteRules};
+use empo2_proto::auth::BearerAuthLayer;
 
 /// Runs the memory service configured by `cfg` on `listener` until `shutdown` completes.
 pub async fn serve(

@@ -19,6 +19,14 @@ pub struct Args {
 /// Loads the policy `[train]` describes (the learner's weights replace it) and plays groups
 /// until a signal.
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
+    let learner_token = cfg.train.auth_token.clone();
+    let memory_token = cfg.memory.auth_token;
+    for (name, token) in [
+        ("train.auth_token", &learner_token),
+        ("memory.auth_token", &memory_token),
+    ] {
+        empo2_proto::auth::check_token(name, token.as_deref()).map_err(anyhow::Error::msg)?;
+    }
     let policy = crate::train::local::load_policy(&cfg.train)?;
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "actor".into());
     let options = actor::ActorOptions {
@@ -27,6 +35,8 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
         learner: args.learner,
         memory: args.memory,
+        learner_token,
+        memory_token,
         tip_writer: cfg.train.tip_writer,
     };
     actor::run(policy, options, crate::shutdown::signal()).await;

@@ -1,5 +1,5 @@
-//! `empo2 env serve | play`: serve the built-in worlds over env.proto, or play any served
-//! environment in the terminal.
+//! `empo2 env serve | play | register`: serve the built-in worlds over env.proto, play any
+//! served environment in the terminal, or add one to a running learner (`super::register`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -55,6 +55,9 @@ pub enum Command {
         #[arg(long)]
         gold: bool,
     },
+    /// Add an environment server to a running learner's pool (its tasks join from the next
+    /// lease). Sends `[train] auth_token` if set.
+    Register(super::register::Args),
 }
 
 fn parse_option(s: &str) -> Result<(String, String), String> {
@@ -63,8 +66,12 @@ fn parse_option(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
-/// Runs an env subcommand.
-pub async fn run(command: Command, mut cfg: ServerConfig) -> anyhow::Result<()> {
+/// Runs an env subcommand; `learner_token` is what `register` sends (`[train] auth_token`).
+pub async fn run(
+    command: Command,
+    mut cfg: ServerConfig,
+    learner_token: Option<String>,
+) -> anyhow::Result<()> {
     match command {
         Command::Serve {
             listen,
@@ -110,6 +117,7 @@ pub async fn run(command: Command, mut cfg: ServerConfig) -> anyhow::Result<()> 
             };
             play(&mut client, &spec, gold).await
         }
+        Command::Register(args) => super::register::run(args, learner_token.as_deref()).await,
     }
 }
 

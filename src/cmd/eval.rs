@@ -40,8 +40,9 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     policy::weights::load_safetensors(&policy.vars, &weights)?;
     let tasks = Pool::builtin(&train.tasks)?.tasks;
     let scratch = tempfile::tempdir()?;
+    let token = cfg.memory.auth_token.clone();
     let memory = local::serve_memory(cfg.memory, scratch.path().to_path_buf()).await?;
-    let mut memory = actor::MemoryClient::connect(&memory).await?;
+    let mut memory = actor::MemoryClient::connect(&memory, token.as_deref()).await?;
     let mut env = local::serve_builtin().await?;
     let label = dir
         .file_name()

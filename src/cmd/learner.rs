@@ -13,7 +13,7 @@ use crate::config::Config;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:50071")]
+    #[arg(long, env = "EMPO2_LEARNER_LISTEN", default_value = "127.0.0.1:50071")]
     listen: SocketAddr,
     /// The tip memory service, snapshotted with every checkpoint (restored on `--resume`).
     #[arg(long, env = "EMPO2_MEMORY")]
@@ -44,6 +44,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let policy = crate::train::local::load_policy(&train)?;
     let options = LearnerOptions {
         memory_endpoint: memory,
+        memory_token: cfg.memory.auth_token,
         resume,
     };
     let mut learner = Learner::start(train, policy, environments, options).await?;

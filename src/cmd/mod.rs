@@ -4,9 +4,11 @@ mod actor;
 mod bench;
 mod env;
 mod eval;
+mod health;
 mod learner;
 mod memory;
 mod model;
+mod register;
 mod train;
 
 use std::path::Path;
@@ -37,6 +39,9 @@ pub enum Command {
     /// Measure a component and print its figures beside a reference.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Ask a server's gRPC health service whether it serves (exit 0 if it does): the
+    /// container health check.
+    Health(health::Args),
 }
 
 impl Command {
@@ -63,8 +68,9 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
         Command::Actor(args) => actor::run(args, cfg).await,
         Command::Eval(args) => eval::run(args, cfg).await,
         Command::Memory(args) => memory::run(args, cfg.memory).await,
-        Command::Env(command) => env::run(command, cfg.env).await,
+        Command::Env(command) => env::run(command, cfg.env, cfg.train.auth_token).await,
         Command::Model(command) => model::run(command),
         Command::Bench(command) => bench::run(command, cfg).await,
+        Command::Health(args) => health::run(args).await,
     }
 }

@@ -23,8 +23,9 @@ pub struct Args {
     /// Rollout actors in the process.
     #[arg(long)]
     actors: Option<usize>,
-    /// Continue from the newest checkpoint in the output directory.
-    #[arg(long)]
+    /// Continue from the newest checkpoint in the output directory (a fresh start when there
+    /// is none, so a restarted container can always pass it).
+    #[arg(long, env = "EMPO2_RESUME")]
     resume: bool,
 }
 

@@ -79,7 +79,7 @@ pub(crate) async fn serve_memory(
             server.await??;
             anyhow::bail!("the memory service stopped");
         }
-        if actor::MemoryClient::connect(&endpoint).await.is_ok() {
+        if actor::MemoryClient::connect(&endpoint, None).await.is_ok() {
             return Ok(endpoint);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

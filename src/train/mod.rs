@@ -27,6 +27,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
     let builtin = Pool::builtin(&cfg.tasks)?;
+    let memory_token = memory_cfg.auth_token.clone();
     let memory = local::serve_memory(memory_cfg, cfg.out_dir.join("memory")).await?;
     let mut env = local::serve_builtin().await?;
     let policy = local::load_policy(&cfg)?;
@@ -40,7 +41,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
         cfg.actors,
         cfg.out_dir.display()
     );
-    let mut memory_client = actor::MemoryClient::connect(&memory).await?;
+    let mut memory_client = actor::MemoryClient::connect(&memory, memory_token.as_deref()).await?;
     let before = if resume {
         None
     } else {
@@ -63,6 +64,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
 
     let options = LearnerOptions {
         memory_endpoint: Some(memory.clone()),
+        memory_token: memory_token.clone(),
         resume,
     };
     let tasks = builtin.tasks.clone();
@@ -75,6 +77,8 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
             id: format!("local-{i}"),
             learner: learner_endpoint.clone(),
             memory: Some(memory.clone()),
+            learner_token: cfg.auth_token.clone(),
+            memory_token: memory_token.clone(),
             tip_writer: cfg.tip_writer,
         };
         let policy = local::load_policy(&cfg)?;

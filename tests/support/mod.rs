@@ -79,16 +79,27 @@ impl Drop for Process {
     }
 }
 
-/// Starts `empo2 <args>` without waiting for anything.
-pub fn start(args: &[&str]) -> Process {
+/// Starts `empo2 <args>` with `envs` set, without waiting for anything.
+pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_empo2"))
         .args(args)
+        .envs(envs.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start empo2");
     Process(child)
+}
+
+/// The body of `GET /metrics` from a Prometheus endpoint at `addr`.
+pub fn scrape(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr)?;
+    socket.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    socket.read_to_string(&mut body)?;
+    Ok(body)
 }
 
 /// A loopback port that was free a moment ago (for a service restarted on the same port).
