@@ -33,14 +33,21 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         );
         figment = figment.merge(Toml::file(path));
     }
-    figment
-        .merge(Env::prefixed("EMPO2__").split("__"))
-        .extract()
-        .with_context(|| match path {
-            Some(p) => format!(
-                "invalid configuration in {} or EMPO2__* variables",
-                p.display()
-            ),
-            None => "invalid configuration in EMPO2__* variables".to_string(),
-        })
+    figment = figment.merge(Env::prefixed("EMPO2__").split("__"));
+    // `EMPO2__…` values are typed (`0123` would become the number 123): tokens stay strings.
+    for (var, key) in [
+        ("EMPO2__MEMORY__AUTH_TOKEN", "memory.auth_token"),
+        ("EMPO2__TRAIN__AUTH_TOKEN", "train.auth_token"),
+    ] {
+        if let Ok(token) = std::env::var(var) {
+            figment = figment.merge(Serialized::default(key, token));
+        }
+    }
+    figment.extract().with_context(|| match path {
+        Some(p) => format!(
+            "invalid configuration in {} or EMPO2__* variables",
+            p.display()
+        ),
+        None => "invalid configuration in EMPO2__* variables".to_string(),
+    })
 }

@@ -4,6 +4,7 @@
 mod cmd;
 mod config;
 mod logging;
+mod plot;
 mod shutdown;
 mod train;
 
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|runtime| {
             runtime.block_on(async {
-                if let Some(addr) = cli.metrics_listen {
+                if let Some(addr) = cli.metrics_listen.filter(|_| cli.command.exports_metrics()) {
                     export_metrics(addr)?;
                 }
                 cmd::run(cli.command, cli.config.as_deref()).await

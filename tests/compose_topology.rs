@@ -2,9 +2,10 @@
 //! configured only the way compose configures it: the config file baked into the image
 //! (`EMPO2_CONFIG`) plus environment variables — addresses, the shared bearer token, the
 //! output volume. The environment server stands in for the ScienceWorld bridge (which
-//! `register_bridge.rs` registers for real); the one-shot registration starts before the
-//! learner and waits for it, as it may under compose. The job trains a few updates, and
-//! every service checks the token except on health checks.
+//! `register_bridge.rs` registers for real); the registration starts before the learner and
+//! waits for it, as it may under compose, and registers again when the learner is killed
+//! before its first checkpoint and restarted. The job trains a few updates, and every service
+//! checks the token except on health checks.
 //!
 //! With `QDRANT_URL` set, the memory service stores in that Qdrant server, as under compose.
 
@@ -72,6 +73,27 @@ fn with(
     vars
 }
 
+/// Waits until the learner's pool holds the registered environment.
+async fn wait_registered(learner: &str) {
+    let channel = empo2_proto::auth::connect(learner, Duration::from_secs(30), Some(TOKEN))
+        .await
+        .unwrap();
+    let mut client = LearnerClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pool = client
+            .list_environments(learner_pb::ListEnvironmentsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if pool.environments.iter().any(|e| e.name == "served-house") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never registered: {pool:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_topology_trains_with_every_service_configured_by_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,7 +105,10 @@ async fn the_compose_topology_trains_with_every_service_configured_by_environmen
     let env_endpoint = format!("http://127.0.0.1:{env_port}");
     let env_metrics = format!("127.0.0.1:{env_metrics_port}");
     let base = common(&config);
-    assert!(!healthy(&format!("127.0.0.1:{}", free_port())), "nothing serves there");
+    assert!(
+        !healthy(&format!("127.0.0.1:{}", free_port())),
+        "nothing serves there"
+    );
 
     let mut memory_vars = with(
         &base,
@@ -114,8 +139,8 @@ async fn the_compose_topology_trains_with_every_service_configured_by_environmen
             ],
         ),
     );
-    // The one-shot registration, started before the learner exists.
-    let mut register = service(
+    // The registration, started before the learner exists.
+    let _register = service(
         &[
             "env",
             "register",
@@ -129,26 +154,29 @@ async fn the_compose_topology_trains_with_every_service_configured_by_environmen
             "9",
             "--wait",
             "120",
+            "--watch",
         ],
         &with(&base, &[("EMPO2_LEARNER", &learner)]),
     );
     wait_healthy(&memory);
-    let mut learner_process = service(
-        &["learner"],
-        &with(
-            &base,
-            &[
-                ("EMPO2_LEARNER_LISTEN", &format!("127.0.0.1:{learner_port}")),
-                ("EMPO2_MEMORY", &memory),
-                ("EMPO2_RESUME", "true"),
-                ("EMPO2__TRAIN__OUT_DIR", run_dir.to_str().unwrap()),
-            ],
-        ),
+    let learner_vars = with(
+        &base,
+        &[
+            ("EMPO2_LEARNER_LISTEN", &format!("127.0.0.1:{learner_port}")),
+            ("EMPO2_MEMORY", &memory),
+            ("EMPO2_RESUME", "true"),
+            ("EMPO2__TRAIN__OUT_DIR", run_dir.to_str().unwrap()),
+        ],
     );
+    let first = service(&["learner"], &learner_vars);
     wait_healthy(&learner);
-    let registered = wait_exit(&mut register.0, Duration::from_secs(120))
-        .expect("the registration did not finish");
-    assert!(registered.success(), "registration failed: {registered}");
+    wait_registered(&learner).await;
+    // Killed before any checkpoint: the restarted learner starts with a fresh pool, and the
+    // watching registration puts the environment back.
+    drop(first);
+    let mut learner_process = service(&["learner"], &learner_vars);
+    wait_healthy(&learner);
+    wait_registered(&learner).await;
 
     let actor_vars = with(
         &base,
@@ -163,16 +191,6 @@ async fn the_compose_topology_trains_with_every_service_configured_by_environmen
     let mut bare = LearnerClient::connect(learner.clone()).await.unwrap();
     let refused = bare.status(learner_pb::StatusRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
-    let channel = empo2_proto::auth::connect(&learner, Duration::from_secs(30), Some(TOKEN))
-        .await
-        .unwrap();
-    let pool = LearnerClient::new(channel)
-        .list_environments(learner_pb::ListEnvironmentsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let names: Vec<&str> = pool.environments.iter().map(|e| e.name.as_str()).collect();
-    assert!(names.contains(&"served-house"), "{names:?}");
 
     let done = wait_exit(&mut learner_process.0, Duration::from_secs(600))
         .expect("the learner did not finish its iterations within 10 minutes");

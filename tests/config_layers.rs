@@ -1,6 +1,6 @@
 //! The configuration layers of the real binary: environment variables alone configure a
-//! service (as docker compose and Kubernetes do); a flag beats the environment; an unknown
-//! or ill-typed key is a clear error at start, not a silent default.
+//! service (as docker compose and Kubernetes do), its token included; a flag beats the
+//! environment; an unknown or ill-typed key is a clear error at start, not a silent default.
 
 mod support;
 
@@ -21,11 +21,19 @@ async fn environment_variables_configure_the_memory_service() {
             ("EMPO2__MEMORY__EMBEDDER__KIND", "hash"),
             ("EMPO2__MEMORY__EMBEDDER__DIMS", "64"),
             ("EMPO2__MEMORY__RULES__CAP", "2"),
+            // All digits with a leading zero: still the string "0123", not the number 123.
+            ("EMPO2__MEMORY__AUTH_TOKEN", "0123"),
         ],
     );
-    let mut client = TipMemoryClient::connect(format!("http://{}", service.addr))
-        .await
-        .unwrap();
+    let url = format!("http://{}", service.addr);
+    let mut bare = TipMemoryClient::connect(url.clone()).await.unwrap();
+    let refused = bare.stats(pb::StatsRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let channel =
+        empo2_proto::auth::connect(&url, std::time::Duration::from_secs(30), Some("0123"))
+            .await
+            .unwrap();
+    let mut client = TipMemoryClient::new(channel);
     let entries = (0..3)
         .map(|i| pb::InsertEntry {
             slot: "s".into(),

@@ -20,6 +20,8 @@ pub struct IterationRecord {
     pub policy_version: u64,
     /// Episodes trained on.
     pub episodes: usize,
+    /// Environment steps those episodes took.
+    pub env_steps: usize,
     /// Mean final score per mode (`plain`, `mem_on`, `mem_off`).
     pub score_by_mode: BTreeMap<&'static str, f32>,
     /// Groups per mode.
@@ -101,6 +103,7 @@ impl IterationRecord {
                 sum.0 += e.final_score;
                 sum.1 += 1;
                 record.episodes += 1;
+                record.env_steps += e.episode.extrinsic.len();
                 successes += usize::from(e.success);
                 shown += u64::from(e.rollout.tips_shown);
                 retrievals += u64::from(e.rollout.retrievals);

@@ -57,6 +57,16 @@ impl Command {
                 | Command::Eval(_)
         )
     }
+
+    /// Whether the subcommand is a service worth scraping. A health check or a registration
+    /// runs beside a service, often in its container with its environment, and must not take
+    /// the metrics port the service holds.
+    pub fn exports_metrics(&self) -> bool {
+        !matches!(
+            self,
+            Command::Health(_) | Command::Env(env::Command::Register(_)) | Command::Model(_)
+        )
+    }
 }
 
 /// Runs a subcommand.

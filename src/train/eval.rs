@@ -1,6 +1,7 @@
 //! Evaluation (ALGORITHM.md §7): the test variations of each task without memory at the
 //! evaluation temperature; and with memory on, no weight updates, over repeated trials whose
-//! tips accumulate in slots of their own (the last trial is reported).
+//! tips accumulate in slots of their own (the table reports the last trial; `empo2 experiment`
+//! reports every trial, as the paper's adaptation curves do).
 
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
 use envs::EnvClient;
@@ -12,8 +13,26 @@ use policy::Policy;
 pub(crate) struct Evaluation {
     /// Which policy (`untrained`, `trained`).
     pub(crate) label: String,
-    /// Per task: (task, scores without memory, scores of the last trial with memory).
-    pub(crate) tasks: Vec<(String, Vec<f32>, Vec<f32>)>,
+    /// Per task, in order.
+    pub(crate) tasks: Vec<TaskScores>,
+}
+
+/// The scores of one task's test variations.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskScores {
+    /// Task name.
+    pub(crate) task: String,
+    /// Per variation, without memory.
+    pub(crate) plain: Vec<f32>,
+    /// Per trial with memory on, per variation.
+    pub(crate) trials: Vec<Vec<f32>>,
+}
+
+impl TaskScores {
+    /// Scores of the last trial with memory.
+    pub(crate) fn last_trial(&self) -> &[f32] {
+        self.trials.last().map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Evaluates `policy` on the test variations of `tasks`.
@@ -30,8 +49,12 @@ pub(crate) async fn evaluate(
         tasks: Vec::new(),
     };
     for task in tasks {
-        let mut plain = Vec::new();
-        let mut with_memory = Vec::new();
+        let trials = cfg.eval_memory_trials.max(1);
+        let mut scores = TaskScores {
+            task: task.name.clone(),
+            plain: Vec::new(),
+            trials: vec![Vec::new(); trials],
+        };
         for &variation in task.test_variations.iter().take(cfg.eval_variations) {
             let mut spec = GroupSpec {
                 task: task.name.clone(),
@@ -52,18 +75,16 @@ pub(crate) async fn evaluate(
                 tip_writer: cfg.tip_writer,
             };
             let (played, _) = play_group(policy, env, None, &spec).await?;
-            plain.push(played[0].final_score);
+            scores.plain.push(played[0].final_score);
             spec.mode = Mode::MemOn;
             spec.write_tips = true;
-            let mut last = 0.0;
-            for trial in 0..cfg.eval_memory_trials.max(1) {
+            for (trial, trial_scores) in scores.trials.iter_mut().enumerate() {
                 spec.seed = u64::from(variation) + 1000 * trial as u64;
                 let (played, _) = play_group(policy, env, Some(memory), &spec).await?;
-                last = played[0].final_score;
+                trial_scores.push(played[0].final_score);
             }
-            with_memory.push(last);
         }
-        out.tasks.push((task.name.clone(), plain, with_memory));
+        out.tasks.push(scores);
     }
     Ok(out)
 }

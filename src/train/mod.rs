@@ -17,12 +17,30 @@ use learner::{Learner, LearnerOptions, TrainConfig};
 use memory_service::MemoryConfig;
 use tokio::sync::watch;
 
-pub(crate) use self::eval::evaluate;
+pub(crate) use self::eval::{Evaluation, evaluate};
 use self::report::Reporter;
 pub(crate) use self::report::write_evaluation;
 
-/// Runs a whole training job (or resumes it) and its evaluation.
+/// What a training job measured: the evaluation before (none when resumed) and after.
+pub(crate) struct Outcome {
+    pub(crate) before: Option<Evaluation>,
+    pub(crate) after: Evaluation,
+}
+
+/// Runs a whole training job (or resumes it) and its evaluation; writes eval.md.
 pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> anyhow::Result<()> {
+    let outcome = train_and_evaluate(&cfg, memory_cfg, resume).await?;
+    let evals: Vec<_> = outcome.before.into_iter().chain([outcome.after]).collect();
+    write_evaluation(&cfg.out_dir, &evals, cfg.eval_temperature)
+}
+
+/// Trains as `cfg` says (metrics.jsonl, checkpoints and curve.png in `out_dir`) between two
+/// evaluations.
+pub(crate) async fn train_and_evaluate(
+    cfg: &TrainConfig,
+    memory_cfg: MemoryConfig,
+    resume: bool,
+) -> anyhow::Result<Outcome> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
@@ -30,7 +48,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
     let memory_token = memory_cfg.auth_token.clone();
     let memory = local::serve_memory(memory_cfg, cfg.out_dir.join("memory")).await?;
     let mut env = local::serve_builtin().await?;
-    let policy = local::load_policy(&cfg)?;
+    let policy = local::load_policy(cfg)?;
     eprintln!(
         "empo2 train: {} parameters, tasks {:?}, {} iterations × {} groups × {} episodes, {} actors → {}",
         policy.parameter_count(),
@@ -51,7 +69,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
                 &mut env,
                 &mut memory_client,
                 &builtin.tasks,
-                &cfg,
+                cfg,
                 "untrained",
             )
             .await?,
@@ -81,7 +99,7 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
             memory_token: memory_token.clone(),
             tip_writer: cfg.tip_writer,
         };
-        let policy = local::load_policy(&cfg)?;
+        let policy = local::load_policy(cfg)?;
         let mut stopped = stopped.clone();
         actors.push(tokio::spawn(actor::run(policy, options, async move {
             stopped.wait_for(|s| *s).await.ok();
@@ -111,11 +129,9 @@ pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> an
         &mut env,
         &mut memory_client,
         &tasks,
-        &cfg,
+        cfg,
         "trained",
     )
     .await?;
-    let evals: Vec<_> = before.into_iter().chain([after]).collect();
-    write_evaluation(&cfg.out_dir, &evals, cfg.eval_temperature)?;
-    Ok(())
+    Ok(Outcome { before, after })
 }

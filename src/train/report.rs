@@ -7,6 +7,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use learner::record::IterationRecord;
 
+use crate::plot::{Series, moving_average};
+
 use super::eval::Evaluation;
 
 /// Drives the progress bar, and draws the curve at the end.
@@ -57,63 +59,27 @@ impl Reporter {
 
 /// The mean training score per iteration, with a 5-iteration moving average.
 fn draw_curve(path: &Path, points: &[(usize, f32)]) -> anyhow::Result<()> {
-    use plotters::prelude::*;
-    let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
-        .iter()
-        .find_map(|p| std::fs::read(p).ok())
-        .context("no DejaVuSans.ttf to label the plot with")?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(font.into_boxed_slice()),
+    let points: Vec<(f32, f32)> = points.iter().map(|&(i, y)| (i as f32, y)).collect();
+    let series = [
+        Series {
+            label: "mean score".into(),
+            points: points.clone(),
+            color: 0,
+            faint: true,
+        },
+        Series {
+            label: "5-iteration average".into(),
+            points: moving_average(&points, 5),
+            color: 0,
+            faint: false,
+        },
+    ];
+    crate::plot::lines(
+        path,
+        "empo2 train: mean episode score per iteration",
+        ("iteration", "score"),
+        &series,
     )
-    .map_err(|_| anyhow::anyhow!("the font does not load"))?;
-    let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let last = points.last().map_or(1, |p| p.0 + 1);
-    let (lo, hi) = points
-        .iter()
-        .fold((0f32, 10f32), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "empo2 train: mean episode score per iteration",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0..last, (lo - 5.0)..(hi + 5.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("iteration")
-        .y_desc("score")
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(points.iter().copied(), BLUE.mix(0.4)))?
-        .label("mean score")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.mix(0.4)));
-    let smooth: Vec<(usize, f32)> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let window = &points[i.saturating_sub(4)..=i];
-            (
-                p.0,
-                window.iter().map(|q| q.1).sum::<f32>() / window.len() as f32,
-            )
-        })
-        .collect();
-    chart
-        .draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))?
-        .label("5-iteration average")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }
 
 /// Prints the evaluation table and writes it to eval.md.
@@ -134,15 +100,16 @@ pub(crate) fn write_evaluation(
     );
     for eval in evals {
         let mut all = (Vec::new(), Vec::new());
-        for (task, plain, memory) in &eval.tasks {
+        for scores in &eval.tasks {
             table.push_str(&format!(
-                "| {} | {task} | {} | {} |\n",
+                "| {} | {} | {} | {} |\n",
                 eval.label,
-                stats(plain),
-                stats(memory)
+                scores.task,
+                stats(&scores.plain),
+                stats(scores.last_trial())
             ));
-            all.0.extend(plain);
-            all.1.extend(memory);
+            all.0.extend(&scores.plain);
+            all.1.extend(scores.last_trial());
         }
         table.push_str(&format!(
             "| {} | **all** | {} | {} |\n",
