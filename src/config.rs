@@ -20,6 +20,8 @@ pub struct Config {
     pub env: envs::server::ServerConfig,
     /// `[train]`: the training job (`empo2 train | learner | actor | eval`).
     pub train: learner::TrainConfig,
+    /// `[experiment]`: arms × seeds for `empo2 experiment` (each arm overrides `[train]`).
+    pub experiment: crate::experiment::config::ExperimentConfig,
 }
 
 /// Loads defaults, then `path` (if given), then the environment.

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod experiment;
 mod logging;
 mod plot;
 mod shutdown;
@@ -12,6 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// candle allocates a fresh buffer for every op's result (megabytes each while training):
+/// mimalloc reuses freed ones where glibc's malloc maps, zeroes and unmaps them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// EMPO²: train LLM agents with exploratory memory-augmented on- and off-policy RL.
 #[derive(Debug, Parser)]

@@ -8,7 +8,7 @@
 //! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
 //! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
 //! - [`bench`]: the `empo2 bench policy` figures.
-//! - `cache`, `mask`: the KV cache and attention masks.
+//! - `cache`, `mask`: the KV cache and attention masks; `ops`: fused CPU kernels with backward.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -19,6 +19,7 @@ pub mod error;
 pub mod init;
 mod mask;
 pub mod models;
+mod ops;
 pub mod sample;
 pub mod score;
 pub mod tokenizer;

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use learner::checkpoint;
-use learner::pool::Pool;
 
 use crate::config::Config;
-use crate::train::local;
 
 /// Flags of `empo2 eval`.
 #[derive(Debug, clap::Args)]
@@ -34,21 +32,12 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
             )
         })?,
     };
-    let policy = local::load_policy(&train)?;
-    let weights = std::fs::read(checkpoint::weights_path(&dir))
-        .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
-    policy::weights::load_safetensors(&policy.vars, &weights)?;
-    let tasks = Pool::builtin(&train.tasks)?.tasks;
     let scratch = tempfile::tempdir()?;
-    let token = cfg.memory.auth_token.clone();
-    let memory = local::serve_memory(cfg.memory, scratch.path().to_path_buf()).await?;
-    let mut memory = actor::MemoryClient::connect(&memory, token.as_deref()).await?;
-    let mut env = local::serve_builtin().await?;
     let label = dir
         .file_name()
         .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
     let eval =
-        crate::train::evaluate(&policy, &mut env, &mut memory, &tasks, &train, &label).await?;
+        crate::train::evaluate_checkpoint(&train, cfg.memory, &dir, scratch.path(), &label).await?;
     crate::train::write_evaluation(&dir, &[eval], train.eval_temperature)?;
     Ok(())
 }

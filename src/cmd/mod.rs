@@ -4,6 +4,7 @@ mod actor;
 mod bench;
 mod env;
 mod eval;
+mod experiment;
 mod health;
 mod learner;
 mod memory;
@@ -28,6 +29,9 @@ pub enum Command {
     Actor(actor::Args),
     /// Evaluate a checkpoint on the test variations, without and with memory.
     Eval(eval::Args),
+    /// Run several arms (EMPO², GRPO, ablations) × seeds of training with everything else
+    /// equal, an adaptation study with memory on unseen tasks, and write a report.
+    Experiment(experiment::Args),
     /// Run the tip memory service (gRPC `empo2.memory.v1.TipMemory`).
     Memory(memory::Args),
     /// Environments: serve the built-in worlds, or play any served environment.
@@ -55,6 +59,7 @@ impl Command {
                 | Command::Bench(_)
                 | Command::Train(_)
                 | Command::Eval(_)
+                | Command::Experiment(_)
         )
     }
 
@@ -77,6 +82,7 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
         Command::Learner(args) => learner::run(args, cfg).await,
         Command::Actor(args) => actor::run(args, cfg).await,
         Command::Eval(args) => eval::run(args, cfg).await,
+        Command::Experiment(args) => experiment::run(args, cfg).await,
         Command::Memory(args) => memory::run(args, cfg.memory).await,
         Command::Env(command) => env::run(command, cfg.env, cfg.train.auth_token).await,
         Command::Model(command) => model::run(command),

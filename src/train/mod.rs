@@ -21,6 +21,27 @@ pub(crate) use self::eval::{Evaluation, evaluate};
 use self::report::Reporter;
 pub(crate) use self::report::write_evaluation;
 
+/// Loads the checkpoint `dir` into the model `cfg` describes and evaluates it on the test
+/// variations of `cfg.tasks`, with a fresh memory service storing in `scratch`.
+pub(crate) async fn evaluate_checkpoint(
+    cfg: &TrainConfig,
+    memory_cfg: MemoryConfig,
+    dir: &std::path::Path,
+    scratch: &std::path::Path,
+    label: &str,
+) -> anyhow::Result<Evaluation> {
+    let policy = local::load_policy(cfg)?;
+    let weights = std::fs::read(learner::checkpoint::weights_path(dir))
+        .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
+    policy::weights::load_safetensors(&policy.vars, &weights)?;
+    let tasks = Pool::builtin(&cfg.tasks)?.tasks;
+    let token = memory_cfg.auth_token.clone();
+    let memory = local::serve_memory(memory_cfg, scratch.to_path_buf()).await?;
+    let mut memory = actor::MemoryClient::connect(&memory, token.as_deref()).await?;
+    let mut env = local::serve_builtin().await?;
+    evaluate(&policy, &mut env, &mut memory, &tasks, cfg, label).await
+}
+
 /// What a training job measured: the evaluation before (none when resumed) and after.
 pub(crate) struct Outcome {
     pub(crate) before: Option<Evaluation>,

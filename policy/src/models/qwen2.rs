@@ -7,7 +7,7 @@
 //! per token (left-padded batches, multi-turn sessions), and the KV cache is a value passed in,
 //! not state inside the model.
 
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use crate::cache::KvCache;
@@ -59,18 +59,13 @@ struct Angles {
 }
 
 impl Angles {
-    /// Rotates `x` (B, H, T, D).
+    /// Rotates `x` (B, H, T, D) (differentiable: our fused kernel has its own backward).
     fn rotate(&self, x: &Tensor) -> Result<Tensor> {
-        // Differentiable: candle's fused `rope` has no backward, so rotate with plain ops.
-        let half = x.dim(D::Minus1)? / 2;
-        let x1 = x.narrow(D::Minus1, 0, half)?;
-        let x2 = x.narrow(D::Minus1, half, half)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        Ok((x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?)?)
+        Ok(crate::ops::rope(x, &self.cos, &self.sin)?)
     }
 }
 
-/// RMSNorm written with plain ops.
+/// RMSNorm (a fused kernel with its own backward on CPU, see `ops`).
 #[derive(Debug, Clone)]
 struct RmsNorm {
     weight: Tensor,
@@ -86,10 +81,7 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Differentiable: candle's fused rms_norm has no backward, so compose it.
-        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(mean_square + self.eps)?.sqrt()?)?;
-        Ok(normed.broadcast_mul(&self.weight)?)
+        Ok(crate::ops::rms_norm(x, &self.weight, self.eps)?)
     }
 }
 
@@ -165,10 +157,9 @@ impl Attention {
         let groups = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(&k, groups)?, repeat_kv(&v, groups)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores =
-            (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-        // Differentiable: the composed softmax, not the fused `softmax_last_dim`.
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+        // Differentiable: our fused kernel with its own backward (candle's has none).
+        let weights = crate::ops::masked_softmax(&scores, mask, scale)?;
         let out = weights.matmul(&v.contiguous()?)?;
         Ok(out
             .transpose(1, 2)?

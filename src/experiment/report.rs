@@ -1,0 +1,243 @@
+//! The experiment report: `report.md` (tables of mean ± std over seeds), `training_score.png`
+//! (one line per arm) and `adaptation.png` (score per trial, one line per arm).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use learner::TrainConfig;
+
+use super::config::ExperimentConfig;
+use super::{AdaptResult, RunResult, mean};
+use crate::plot::{Series, moving_average};
+
+/// `mean ± std` (sample std over seeds).
+fn spread(values: &[f32]) -> String {
+    let m = mean(values);
+    let n = values.len();
+    let std = match n {
+        0 | 1 => 0.0,
+        _ => (values.iter().map(|v| (v - m).powi(2)).sum::<f32>() / (n - 1) as f32).sqrt(),
+    };
+    format!("{m:.1} ± {std:.1}")
+}
+
+/// The mean over iterations of a number in each metrics line (`path` into nested objects).
+fn iteration_mean(run: &RunResult, path: &[&str]) -> Option<f32> {
+    let values: Vec<f32> = run
+        .iterations
+        .iter()
+        .filter_map(|it| {
+            path.iter()
+                .try_fold(it, |v, key| v.get(key))
+                .and_then(|v| v.as_f64())
+        })
+        .map(|v| v as f32)
+        .collect();
+    (!values.is_empty()).then(|| mean(&values))
+}
+
+/// The training score per iteration of `runs`, averaged over them.
+fn mean_curve(runs: &[&RunResult]) -> Vec<(f32, f32)> {
+    let len = runs.iter().map(|r| r.iterations.len()).min().unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let scores: Vec<f32> = runs
+                .iter()
+                .filter_map(|r| r.iterations[i]["mean_score"].as_f64())
+                .map(|v| v as f32)
+                .collect();
+            (i as f32, mean(&scores))
+        })
+        .collect()
+}
+
+/// Writes report.md and its charts into `exp.out_dir`; returns the report's path.
+pub(super) fn write(
+    exp: &ExperimentConfig,
+    base: &TrainConfig,
+    runs: &[RunResult],
+    adaptation: &[AdaptResult],
+    command: &str,
+    took: Duration,
+) -> anyhow::Result<PathBuf> {
+    let out = &exp.out_dir;
+    let by_arm =
+        |name: &str| -> Vec<&RunResult> { runs.iter().filter(|r| r.arm == name).collect() };
+    let mut md = String::new();
+    writeln!(md, "# Experiment report\n")?;
+    writeln!(md, "Command: `{command}`  ")?;
+    writeln!(
+        md,
+        "Arms × seeds: {} × {:?}; this invocation took {:.1} min (runs finished earlier are reused); training wall time summed over runs: {:.1} min.\n",
+        exp.arms.len(),
+        exp.seeds,
+        took.as_secs_f64() / 60.0,
+        runs.iter().map(|r| r.wall_s).sum::<f64>() / 60.0
+    )?;
+    writeln!(
+        md,
+        "Every arm: tasks {:?} (first {} training variations each), {} iterations × {} groups × {} episodes, preset `{}` (or `{}`), evaluation on {} test variations per task at T = {}.\n",
+        base.tasks,
+        base.variations_per_task,
+        base.iterations,
+        base.groups_per_iteration,
+        base.group_size,
+        base.preset,
+        base.model
+            .as_ref()
+            .map_or("fresh".into(), |m| m.display().to_string()),
+        base.eval_variations,
+        base.eval_temperature
+    )?;
+
+    writeln!(md, "## Test scores (mean ± std over seeds)\n")?;
+    writeln!(
+        md,
+        "| arm | overrides | test score, no memory | solved | test score, memory on (last trial) | env steps | wall time per run |\n|---|---|---:|---:|---:|---:|---:|"
+    )?;
+    let untrained: Vec<f32> = by_arm(&exp.arms[0].name)
+        .iter()
+        .map(|r| r.untrained_score)
+        .collect();
+    writeln!(
+        md,
+        "| untrained | – | {} | – | – | – | – |",
+        spread(&untrained)
+    )?;
+    for arm in &exp.arms {
+        let rs = by_arm(&arm.name);
+        let pick = |f: fn(&RunResult) -> f32| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let overrides = serde_json::to_string(&arm.train)?;
+        writeln!(
+            md,
+            "| {} | `{}` | {} | {}% | {} | {:.0} | {:.0} s |",
+            arm.name,
+            overrides,
+            spread(&pick(|r| r.score)),
+            spread(&pick(|r| r.success * 100.0)),
+            spread(&pick(|r| r.memory_score)),
+            mean(&pick(|r| r.env_steps as f32)),
+            mean(&pick(|r| r.wall_s as f32)),
+        )?;
+    }
+
+    writeln!(
+        md,
+        "\n## Training\n\n![training score per iteration](training_score.png)\n"
+    )?;
+    writeln!(
+        md,
+        "Means over iterations and seeds: the training score (all groups, and per mode), the importance ratio, and the shares of action tokens clipped and masked as low-probability.\n"
+    )?;
+    writeln!(
+        md,
+        "| arm | score, last 5 iterations | plain | mem_on | mem_off | IS ratio | clipped | masked |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
+    let mut curves = Vec::new();
+    for (color, arm) in exp.arms.iter().enumerate() {
+        let rs = by_arm(&arm.name);
+        let curve = mean_curve(&rs);
+        let tail: Vec<f32> = curve.iter().rev().take(5).map(|p| p.1).collect();
+        let cell = |path: &[&str], scale: f32| {
+            let values: Vec<f32> = rs.iter().filter_map(|r| iteration_mean(r, path)).collect();
+            match values.is_empty() {
+                true => "–".to_string(),
+                false => format!("{:.3}", mean(&values) * scale)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string(),
+            }
+        };
+        writeln!(
+            md,
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            arm.name,
+            mean(&tail),
+            cell(&["score_by_mode", "plain"], 1.0),
+            cell(&["score_by_mode", "mem_on"], 1.0),
+            cell(&["score_by_mode", "mem_off"], 1.0),
+            cell(&["mean_ratio"], 1.0),
+            cell(&["clip_fraction"], 1.0),
+            cell(&["masked_fraction"], 1.0),
+        )?;
+        curves.push(Series {
+            label: arm.name.clone(),
+            points: moving_average(&curve, 5),
+            color,
+            faint: false,
+        });
+    }
+    chart(
+        &out.join("training_score.png"),
+        "mean training score per iteration (mean over seeds, 5-iteration average)",
+        ("iteration", "score"),
+        &curves,
+    );
+
+    if !adaptation.is_empty() {
+        let trials = exp.adaptation.trials;
+        writeln!(
+            md,
+            "\n## Adaptation to unseen tasks\n\nThe trained checkpoints on {:?} ({} test variations each), memory on, no weight updates; tips accumulate over {trials} trials (trial 1 starts with an empty memory). Mean score per trial, mean ± std over seeds.\n\n![adaptation](adaptation.png)\n",
+            exp.adaptation.tasks, exp.adaptation.variations
+        )?;
+        let header: Vec<String> = (1..=trials).map(|t| format!("trial {t}")).collect();
+        writeln!(
+            md,
+            "| arm | {} | last − first |\n|---|{}---:|",
+            header.join(" | "),
+            "---:|".repeat(trials)
+        )?;
+        let mut lines = Vec::new();
+        for (color, name) in exp.adaptation.arms.iter().enumerate() {
+            let rs: Vec<&AdaptResult> = adaptation.iter().filter(|a| &a.arm == name).collect();
+            let per_trial: Vec<Vec<f32>> = (0..trials)
+                .map(|t| rs.iter().map(|r| r.trials[t]).collect())
+                .collect();
+            let gains: Vec<f32> = rs
+                .iter()
+                .map(|r| r.trials[trials - 1] - r.trials[0])
+                .collect();
+            let cells: Vec<String> = per_trial.iter().map(|v| spread(v)).collect();
+            writeln!(
+                md,
+                "| {name} | {} | {} |",
+                cells.join(" | "),
+                spread(&gains)
+            )?;
+            lines.push(Series {
+                label: name.clone(),
+                points: per_trial
+                    .iter()
+                    .enumerate()
+                    .map(|(t, v)| ((t + 1) as f32, mean(v)))
+                    .collect(),
+                color,
+                faint: false,
+            });
+        }
+        chart(
+            &out.join("adaptation.png"),
+            "adaptation with memory, no weight updates (mean over seeds)",
+            ("trial", "score"),
+            &lines,
+        );
+    }
+
+    writeln!(
+        md,
+        "\n## Raw data\n\nPer run: `runs/<arm>/seed-<seed>/` holds `metrics.jsonl` (every iteration), `result.json`, `eval.md`-style scores in `result.json`, `curve.png` and the checkpoints; per adaptation run: `adaptation/<arm>/seed-<seed>/result.json`."
+    )?;
+    let path = out.join("report.md");
+    std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Draws a chart; a chart that cannot be drawn (no font) is reported, not fatal.
+fn chart(path: &Path, caption: &str, axes: (&str, &str), series: &[Series]) {
+    if let Err(e) = crate::plot::lines(path, caption, axes, series) {
+        eprintln!("no chart {}: {e}", path.display());
+    }
+}
