@@ -76,20 +76,28 @@ pub(super) fn write(
         took.as_secs_f64() / 60.0,
         runs.iter().map(|r| r.wall_s).sum::<f64>() / 60.0
     )?;
+    let variations = match base.variations_per_task {
+        0 => "all training variations".to_string(),
+        n => format!("the first {n} training variations"),
+    };
+    let model = match &base.model {
+        Some(path) => format!("the model {}", path.display()),
+        None => format!("a fresh `{}` model", base.preset),
+    };
+    let empty = match base.eval_memory_trials {
+        0 | 1 => " — with one trial the memory is still empty, so both columns match",
+        _ => "",
+    };
     writeln!(
         md,
-        "Every arm: tasks {:?} (first {} training variations each), {} iterations × {} groups × {} episodes, preset `{}` (or `{}`), evaluation on {} test variations per task at T = {}.\n",
+        "Every arm: tasks {:?} ({variations} each), {} iterations × {} groups × {} episodes, {model}, evaluation on {} test variations per task at T = {}; with memory over {} trial(s) (tips accumulate; the last is reported{empty}).\n",
         base.tasks,
-        base.variations_per_task,
         base.iterations,
         base.groups_per_iteration,
         base.group_size,
-        base.preset,
-        base.model
-            .as_ref()
-            .map_or("fresh".into(), |m| m.display().to_string()),
         base.eval_variations,
-        base.eval_temperature
+        base.eval_temperature,
+        base.eval_memory_trials
     )?;
 
     writeln!(md, "## Test scores (mean ± std over seeds)\n")?;
@@ -129,11 +137,11 @@ pub(super) fn write(
     )?;
     writeln!(
         md,
-        "Means over iterations and seeds: the training score (all groups, and per mode), the importance ratio, and the shares of action tokens clipped and masked as low-probability.\n"
+        "Means over iterations and seeds: the training score (all groups, and per mode), the importance ratio, the shares of action tokens clipped and masked as low-probability, and tips shown per memory retrieval; and the groups trained per mode, summed over seeds (the modes are drawn at random with p and q, so a few dozen groups can stray from the expected shares).\n"
     )?;
     writeln!(
         md,
-        "| arm | score, last 5 iterations | plain | mem_on | mem_off | IS ratio | clipped | masked |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| arm | score, last 5 iterations | plain | mem_on | mem_off | IS ratio | clipped | masked | tips / retrieval | groups plain / mem_on / mem_off |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     let mut curves = Vec::new();
     for (color, arm) in exp.arms.iter().enumerate() {
@@ -150,9 +158,15 @@ pub(super) fn write(
                     .to_string(),
             }
         };
+        let groups = |mode: &str| -> u64 {
+            rs.iter()
+                .flat_map(|r| &r.iterations)
+                .filter_map(|it| it["groups_by_mode"][mode].as_u64())
+                .sum()
+        };
         writeln!(
             md,
-            "| {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
             arm.name,
             mean(&tail),
             cell(&["score_by_mode", "plain"], 1.0),
@@ -161,6 +175,10 @@ pub(super) fn write(
             cell(&["mean_ratio"], 1.0),
             cell(&["clip_fraction"], 1.0),
             cell(&["masked_fraction"], 1.0),
+            cell(&["memory_hit_rate"], 1.0),
+            groups("plain"),
+            groups("mem_on"),
+            groups("mem_off"),
         )?;
         curves.push(Series {
             label: arm.name.clone(),
