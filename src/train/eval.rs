@@ -1,6 +1,7 @@
 //! Evaluation (ALGORITHM.md §7): the test variations of each task without memory at the
 //! evaluation temperature; and with memory on, no weight updates, over repeated trials whose
-//! tips accumulate in slots of their own (the table reports the last trial; `empo2 experiment`
+//! tips accumulate in slots of their own — the same episode and sampling seed every trial, so
+//! that trials differ only in what the memory holds (the table reports the last trial; `empo2 experiment`
 //! reports every trial, as the paper's adaptation curves do).
 
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
@@ -76,10 +77,11 @@ pub(crate) async fn evaluate(
             };
             let (played, _) = play_group(policy, env, None, &spec).await?;
             scores.plain.push(played[0].final_score);
+            // Every trial replays the same episode with the same sampling seed: only the memory
+            // differs between trials (trial 1 starts empty, so it equals the plain run).
             spec.mode = Mode::MemOn;
             spec.write_tips = true;
-            for (trial, trial_scores) in scores.trials.iter_mut().enumerate() {
-                spec.seed = u64::from(variation) + 1000 * trial as u64;
+            for trial_scores in scores.trials.iter_mut() {
                 let (played, _) = play_group(policy, env, Some(memory), &spec).await?;
                 trial_scores.push(played[0].final_score);
             }
