@@ -15,6 +15,7 @@ Prints the tasks that joined, then the whole pool. Exits non-zero with the learn
 """
 
 import argparse
+import os
 import sys
 
 import grpc
@@ -29,7 +30,13 @@ def main() -> int:
     parser.add_argument("--builtin", default="", help="a built-in world instead (house)")
     parser.add_argument("--task", action="append", default=[], help="task to use (repeat; default all)")
     parser.add_argument("--weight", type=float, default=1.0, help="relative sampling weight")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("EMPO2__TRAIN__AUTH_TOKEN"),
+        help="the learner's bearer token, if it requires one (default: $EMPO2__TRAIN__AUTH_TOKEN)",
+    )
     args = parser.parse_args()
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else []
 
     target = args.learner.removeprefix("http://")
     with grpc.insecure_channel(target) as channel:
@@ -42,7 +49,7 @@ def main() -> int:
             weight=args.weight,
         )
         try:
-            response = learner.RegisterEnvironment(request, timeout=60)
+            response = learner.RegisterEnvironment(request, timeout=60, metadata=metadata)
         except grpc.RpcError as err:
             print(f"refused: {err.code().name}: {err.details()}", file=sys.stderr)
             return 1
@@ -52,7 +59,9 @@ def main() -> int:
                 f"  {task.name}: {len(task.train_variations)} train / "
                 f"{len(task.test_variations)} test variations"
             )
-        pool = learner.ListEnvironments(learner_pb2.ListEnvironmentsRequest(), timeout=60)
+        pool = learner.ListEnvironments(
+            learner_pb2.ListEnvironmentsRequest(), timeout=60, metadata=metadata
+        )
         print("pool:", ", ".join(f"{e.name} ({len(e.tasks)} tasks, weight {e.weight:g})" for e in pool.environments))
     return 0
 

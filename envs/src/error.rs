@@ -90,9 +90,11 @@ impl EnvError {
     pub fn from_status(endpoint: &str, status: Status) -> Self {
         let endpoint = endpoint.to_string();
         let message = status.message().to_string();
-        // A refused or torn connection surfaces as UNAVAILABLE, or UNKNOWN naming the transport.
+        // A refused or torn connection surfaces as UNAVAILABLE, UNKNOWN naming the transport,
+        // or (a server killed while the request was in flight) hyper's CANCELLED.
         let unreachable = status.code() == Code::Unavailable
-            || (status.code() == Code::Unknown && message.contains("transport"));
+            || (status.code() == Code::Unknown && message.contains("transport"))
+            || (status.code() == Code::Cancelled && message == "operation was canceled");
         if unreachable {
             Self::Unavailable { endpoint, message }
         } else {
