@@ -12,15 +12,20 @@ use super::config::ExperimentConfig;
 use super::{AdaptResult, RunResult, mean};
 use crate::plot::{Series, moving_average};
 
-/// `mean ± std` (sample std over seeds).
+/// `mean ± std` (sample std over seeds), one decimal.
 fn spread(values: &[f32]) -> String {
+    spread_to(values, 1)
+}
+
+/// `mean ± std` (sample std over seeds) with `decimals` decimals.
+fn spread_to(values: &[f32], decimals: usize) -> String {
     let m = mean(values);
     let n = values.len();
     let std = match n {
         0 | 1 => 0.0,
         _ => (values.iter().map(|v| (v - m).powi(2)).sum::<f32>() / (n - 1) as f32).sqrt(),
     };
-    format!("{m:.1} ± {std:.1}")
+    format!("{m:.decimals$} ± {std:.decimals$}")
 }
 
 /// The mean over iterations of a number in each metrics line (`path` into nested objects).
@@ -120,14 +125,14 @@ pub(super) fn write(
         let overrides = serde_json::to_string(&arm.train)?;
         writeln!(
             md,
-            "| {} | `{}` | {} | {}% | {} | {:.0} | {:.0} s |",
+            "| {} | `{}` | {} | {}% | {} | {} | {} s |",
             arm.name,
             overrides,
             spread(&pick(|r| r.score)),
             spread(&pick(|r| r.success * 100.0)),
             spread(&pick(|r| r.memory_score)),
-            mean(&pick(|r| r.env_steps as f32)),
-            mean(&pick(|r| r.wall_s as f32)),
+            spread_to(&pick(|r| r.env_steps as f32), 0),
+            spread_to(&pick(|r| r.wall_s as f32), 0),
         )?;
     }
 
