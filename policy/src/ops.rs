@@ -69,10 +69,16 @@ fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'
     }
 }
 
-/// Calls `f(row, out)` for every `d`-long row of `dst`: in parallel when there is enough
-/// work to pay for it (a decoding step's handful of rows is faster on one thread).
-fn for_rows(dst: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+/// An output shaped as `layout`, filled by `f(row, out)` for every `d`-long row: in parallel
+/// when there is enough work to pay for it (a decoding step's handful of rows is faster on
+/// one thread).
+fn rows_out(
+    layout: &Layout,
+    d: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> (CpuStorage, Shape) {
     const PARALLEL_FROM: usize = 1 << 15;
+    let mut dst = vec![0f32; layout.shape().elem_count()];
     if dst.len() >= PARALLEL_FROM {
         dst.par_chunks_mut(d)
             .enumerate()
@@ -82,6 +88,7 @@ fn for_rows(dst: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
             .enumerate()
             .for_each(|(row, out)| f(row, out));
     }
+    (CpuStorage::F32(dst), layout.shape().clone())
 }
 
 fn last_dim(layout: &Layout) -> usize {
@@ -106,8 +113,7 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (src, mask) = (slice(scores, scores_layout)?, slice(mask, mask_layout)?);
         let (_, heads, rows, s) = scores_layout.shape().dims4()?;
-        let mut dst = vec![0f32; src.len()];
-        for_rows(&mut dst, s, |row, out| {
+        Ok(rows_out(scores_layout, s, |row, out| {
             let x = &src[row * s..][..s];
             // Row `row` is (b, h, t); its mask row is (b, 0, t).
             let (b, t) = (row / (heads * rows), row % rows);
@@ -124,8 +130,7 @@ impl CustomOp2 for MaskedSoftmax {
             }
             let inv = 1.0 / sum;
             out.iter_mut().for_each(|o| *o *= inv);
-        });
-        Ok((CpuStorage::F32(dst), scores_layout.shape().clone()))
+        }))
     }
 
     fn bwd(
@@ -160,15 +165,13 @@ impl CustomOp2 for SoftmaxGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (y, g) = (slice(y, y_layout)?, slice(g, g_layout)?);
         let s = last_dim(y_layout);
-        let mut dst = vec![0f32; y.len()];
-        for_rows(&mut dst, s, |row, out| {
+        Ok(rows_out(y_layout, s, |row, out| {
             let (y, g) = (&y[row * s..][..s], &g[row * s..][..s]);
             let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
             for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
                 *o = self.scale * y * (g - dot);
             }
-        });
-        Ok((CpuStorage::F32(dst), y_layout.shape().clone()))
+        }))
     }
 }
 
@@ -194,8 +197,7 @@ impl CustomOp2 for Rope {
         let (_, heads, rows, d) = x_layout.shape().dims4()?;
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
-        let mut dst = vec![0f32; x.len()];
-        for_rows(&mut dst, d, |row, out| {
+        Ok(rows_out(x_layout, d, |row, out| {
             let x = &x[row * d..][..d];
             let (b, t) = (row / (heads * rows), row % rows);
             let a = &angles[(b * rows + t) * 2 * d..][..2 * d];
@@ -205,8 +207,7 @@ impl CustomOp2 for Rope {
                 out[i] = x1 * cos[i] - sign * x2 * sin[i];
                 out[i + half] = x2 * cos[i + half] + sign * x1 * sin[i + half];
             }
-        });
-        Ok((CpuStorage::F32(dst), x_layout.shape().clone()))
+        }))
     }
 
     fn bwd(
@@ -248,15 +249,13 @@ impl CustomOp2 for RmsNorm {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w) = (slice(x, x_layout)?, slice(w, w_layout)?);
         let d = last_dim(x_layout);
-        let mut dst = vec![0f32; x.len()];
-        for_rows(&mut dst, d, |row, out| {
+        Ok(rows_out(x_layout, d, |row, out| {
             let x = &x[row * d..][..d];
             let r = inv_rms(x, self.eps);
             for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
                 *o = x * r * w;
             }
-        });
-        Ok((CpuStorage::F32(dst), x_layout.shape().clone()))
+        }))
     }
 
     fn bwd(
@@ -288,13 +287,11 @@ impl CustomOp1 for Normalize {
     fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = slice(x, layout)?;
         let d = last_dim(layout);
-        let mut dst = vec![0f32; x.len()];
-        for_rows(&mut dst, d, |row, out| {
+        Ok(rows_out(layout, d, |row, out| {
             let x = &x[row * d..][..d];
             let r = inv_rms(x, self.eps);
             out.iter_mut().zip(x).for_each(|(o, &x)| *o = x * r);
-        });
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        }))
     }
 }
 
@@ -323,8 +320,7 @@ impl CustomOp3 for RmsNormGradX {
             slice(g, g_layout)?,
         );
         let d = last_dim(x_layout);
-        let mut dst = vec![0f32; x.len()];
-        for_rows(&mut dst, d, |row, out| {
+        Ok(rows_out(x_layout, d, |row, out| {
             let (x, g) = (&x[row * d..][..d], &g[row * d..][..d]);
             let r = inv_rms(x, self.eps);
             let mean_un = x
@@ -337,8 +333,7 @@ impl CustomOp3 for RmsNormGradX {
             for (((o, &x), &g), &w) in out.iter_mut().zip(x).zip(g).zip(w) {
                 *o = r * (g * w - x * r * mean_un);
             }
-        });
-        Ok((CpuStorage::F32(dst), x_layout.shape().clone()))
+        }))
     }
 }
 
