@@ -59,11 +59,28 @@ pub(crate) async fn serve_builtin() -> anyhow::Result<EnvClient> {
     Ok(actor::worker::serve_builtin().await?)
 }
 
+/// Stops the loopback services started with its [`Scope::until_dropped`] when it is dropped,
+/// so that a job (one of an experiment's many) leaves nothing running behind it.
+pub(crate) struct Scope(tokio::sync::watch::Sender<()>);
+
+impl Scope {
+    pub(crate) fn new() -> Self {
+        Self(tokio::sync::watch::channel(()).0)
+    }
+
+    /// Resolves once the scope is dropped.
+    fn until_dropped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move { while rx.changed().await.is_ok() {} }
+    }
+}
+
 /// The tip memory service (the `[memory]` settings, storing in `data_dir`) on a free loopback
-/// port; returns its endpoint once it answers.
+/// port until `scope` ends; returns its endpoint once it answers.
 pub(crate) async fn serve_memory(
     mut memory_cfg: MemoryConfig,
     data_dir: PathBuf,
+    scope: &Scope,
 ) -> anyhow::Result<String> {
     memory_cfg.data_dir = data_dir;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -71,7 +88,7 @@ pub(crate) async fn serve_memory(
     let server = tokio::spawn(memory_service::serve(
         listener,
         memory_cfg,
-        std::future::pending(),
+        scope.until_dropped(),
     ));
     // The embedder loads first; the service is up once the port answers.
     for _ in 0..600 {
@@ -87,11 +104,11 @@ pub(crate) async fn serve_memory(
     anyhow::bail!("the memory service did not start within a minute")
 }
 
-/// Serves `learner` on a free loopback port; returns its endpoint.
-pub(crate) async fn serve_learner(learner: &Learner) -> anyhow::Result<String> {
+/// Serves `learner` on a free loopback port until `scope` ends; returns its endpoint.
+pub(crate) async fn serve_learner(learner: &Learner, scope: &Scope) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = listener.local_addr()?.to_string();
-    let server = learner::service::serve(listener, learner, std::future::pending());
+    let server = learner::service::serve(listener, learner, scope.until_dropped());
     tokio::spawn(server);
     Ok(endpoint)
 }

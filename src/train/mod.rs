@@ -36,7 +36,8 @@ pub(crate) async fn evaluate_checkpoint(
     policy::weights::load_safetensors(&policy.vars, &weights)?;
     let tasks = Pool::builtin(&cfg.tasks)?.tasks;
     let token = memory_cfg.auth_token.clone();
-    let memory = local::serve_memory(memory_cfg, scratch.to_path_buf()).await?;
+    let scope = local::Scope::new();
+    let memory = local::serve_memory(memory_cfg, scratch.to_path_buf(), &scope).await?;
     let mut memory = actor::MemoryClient::connect(&memory, token.as_deref()).await?;
     let mut env = local::serve_builtin().await?;
     evaluate(&policy, &mut env, &mut memory, &tasks, cfg, label).await
@@ -67,7 +68,8 @@ pub(crate) async fn train_and_evaluate(
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
     let builtin = Pool::builtin(&cfg.tasks)?;
     let memory_token = memory_cfg.auth_token.clone();
-    let memory = local::serve_memory(memory_cfg, cfg.out_dir.join("memory")).await?;
+    let scope = local::Scope::new();
+    let memory = local::serve_memory(memory_cfg, cfg.out_dir.join("memory"), &scope).await?;
     let mut env = local::serve_builtin().await?;
     let policy = local::load_policy(cfg)?;
     eprintln!(
@@ -108,7 +110,7 @@ pub(crate) async fn train_and_evaluate(
     };
     let tasks = builtin.tasks.clone();
     let mut learner = Learner::start(cfg.clone(), policy, vec![builtin], options).await?;
-    let learner_endpoint = local::serve_learner(&learner).await?;
+    let learner_endpoint = local::serve_learner(&learner, &scope).await?;
     let (stop, stopped) = watch::channel(false);
     let mut actors = Vec::new();
     for i in 0..cfg.actors {
