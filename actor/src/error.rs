@@ -35,3 +35,46 @@ pub enum ActorError {
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
 }
+
+impl ActorError {
+    /// A service that is down for a moment (restarting, unreachable): playing the group again
+    /// once it is back may succeed, where a refused request would fail the same way.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ActorError::MemoryUnavailable { .. }
+            | ActorError::Env(envs::EnvError::Unavailable { .. }) => true,
+            ActorError::Memory { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_service_is_worth_replaying_a_group_for() {
+        let memory = |code| ActorError::Memory {
+            endpoint: "m".into(),
+            status: tonic::Status::new(code, "x"),
+        };
+        assert!(memory(tonic::Code::Unavailable).is_transient());
+        assert!(!memory(tonic::Code::InvalidArgument).is_transient());
+        let unreachable = ActorError::MemoryUnavailable {
+            endpoint: "m".into(),
+            message: "refused".into(),
+        };
+        assert!(unreachable.is_transient());
+        let env_down = ActorError::Env(envs::EnvError::Unavailable {
+            endpoint: "e".into(),
+            message: "refused".into(),
+        });
+        assert!(env_down.is_transient());
+        assert!(!ActorError::Lease("bad".into()).is_transient());
+        assert!(!ActorError::Learner(tonic::Status::unavailable("down")).is_transient());
+    }
+}

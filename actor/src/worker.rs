@@ -103,20 +103,31 @@ async fn work(policy: Policy, options: &ActorOptions) {
             continue;
         }
         let span = tracing::info_span!("lease", lease = %lease.lease_id, task = %lease.task, variation = lease.variation);
-        let played = play_and_push(
-            &policy,
-            &mut learner,
-            &mut services,
-            &lease,
-            version.unwrap_or(0),
-            options.tip_writer,
-        );
-        match played.instrument(span).await {
-            Ok(()) => {}
-            Err(err) => {
-                tracing::warn!(%err, "group abandoned; its lease will expire and be leased again");
-                tokio::time::sleep(backoff.wait()).await;
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(lease.deadline_unix_ms);
+        // A service down for a moment (a memory restart) costs a replay of the group, not the
+        // lease: only whole groups are pushed, so playing it again from the start is safe.
+        loop {
+            let played = play_and_push(
+                &policy,
+                &mut learner,
+                &mut services,
+                &lease,
+                version.unwrap_or(0),
+                options.tip_writer,
+            );
+            let err = match played.instrument(span.clone()).await {
+                Ok(()) => break,
+                Err(err) => err,
+            };
+            let wait = backoff.wait();
+            if err.is_transient() && std::time::SystemTime::now() + wait < deadline {
+                tracing::warn!(%err, "a service is unavailable; playing the group again");
+                tokio::time::sleep(wait).await;
+                continue;
             }
+            tracing::warn!(%err, "group abandoned; its lease will expire and be leased again");
+            tokio::time::sleep(wait).await;
+            break;
         }
     }
 }
