@@ -126,7 +126,7 @@ impl ExperimentConfig {
         let mut cfg: TrainConfig = Figment::from(Serialized::defaults(base))
             .merge(Serialized::defaults(&arm.train))
             .extract()
-            .map_err(|e| format!("arm `{}`: {e}", arm.name))?;
+            .map_err(|e| format!("arm `{}`: {}", arm.name, e.kind))?;
         cfg.seed = seed;
         cfg.out_dir = self.run_dir(&arm.name, seed);
         Ok(cfg)
