@@ -10,7 +10,7 @@
 //! - [`bench`]: the `empo2 bench policy` figures.
 //! - `cache`, `mask`: the KV cache and attention masks; `ops`: fused CPU kernels with backward.
 #![warn(missing_docs, unreachable_pub)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod bench;
 mod cache;

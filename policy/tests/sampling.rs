@@ -63,6 +63,22 @@ fn cached_decoding_matches_full_recompute_across_turns() {
     eprintln!("max |Δlogit| after turn 2: {diff0:e}, {diff1:e}");
     assert!(diff0 < 1e-4 && diff1 < 1e-4);
     assert_eq!(session.lengths(), [whole0.len(), turn1[1].len()]);
+    // Third turn, long enough that the cache outgrows its first buffers (they double).
+    let turn3 = [
+        enc(&" You see a door to the north and a table.".repeat(12)),
+        enc(" You see nothing."),
+    ];
+    session.extend(turn3.as_ref()).unwrap();
+    let whole0: Vec<u32> = whole0.iter().chain(&turn3[0]).copied().collect();
+    let whole1: Vec<u32> = turn1[1].iter().chain(&turn3[1]).copied().collect();
+    assert!(whole0.len() > 128, "{} tokens", whole0.len());
+    for (row, whole) in [whole0, whole1].iter().enumerate() {
+        let diff = max_diff(
+            session.last_logits(row).unwrap(),
+            &last_row_logits(&policy, whole),
+        );
+        assert!(diff < 1e-4, "turn 3 row {row}: {diff}");
+    }
 }
 
 #[test]

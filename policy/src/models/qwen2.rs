@@ -8,11 +8,12 @@
 //! not state inside the model.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
-use crate::cache::KvCache;
+use crate::cache::{KvCache, LayerCache};
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::ops::{self, AttentionMask, RopeAngles};
 
 /// Rotary position embedding tables (non-interleaved halves, as Hugging Face's Qwen2).
 #[derive(Debug, Clone)]
@@ -41,27 +42,12 @@ impl Rope {
     }
 
     /// The angles of `positions` (B, T), looked up once per forward pass for every layer.
-    fn angles(&self, positions: &Tensor) -> Result<Angles> {
+    fn angles(&self, positions: &Tensor) -> Result<RopeAngles> {
         let (b, t) = positions.dims2()?;
         let d = self.cos.dim(1)?;
         let flat = positions.flatten_all()?;
-        Ok(Angles {
-            cos: self.cos.index_select(&flat, 0)?.reshape((b, 1, t, d))?,
-            sin: self.sin.index_select(&flat, 0)?.reshape((b, 1, t, d))?,
-        })
-    }
-}
-
-/// Rotation angles of the tokens of one forward pass, (B, 1, T, D) each.
-struct Angles {
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl Angles {
-    /// Rotates `x` (B, H, T, D) (differentiable: our fused kernel has its own backward).
-    fn rotate(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(crate::ops::rope(x, &self.cos, &self.sin)?)
+        let table = |x: &Tensor| x.index_select(&flat, 0)?.reshape((b, t, 1, d));
+        Ok(RopeAngles::new(table(&self.cos)?, table(&self.sin)?)?)
     }
 }
 
@@ -81,22 +67,43 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(crate::ops::rms_norm(x, &self.weight, self.eps)?)
+        Ok(ops::rms_norm(x, &self.weight, self.eps)?)
     }
 }
 
-fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
-    let init = candle_nn::Init::Randn {
-        mean: 0.0,
-        stdev: 0.02,
-    };
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-    let bias = if bias {
-        Some(vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?)
-    } else {
-        None
-    };
-    Ok(Linear::new(weight, bias))
+/// A linear layer whose bias add goes through the fused kernel (its backward reduces the bias
+/// gradient in one pass).
+#[derive(Debug, Clone)]
+struct Linear {
+    inner: candle_nn::Linear,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: candle_nn::Linear::new(weight, None),
+            bias,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.inner.forward(x)?;
+        Ok(match &self.bias {
+            Some(bias) => ops::add_bias(&y, bias)?,
+            None => y,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -118,65 +125,42 @@ impl Attention {
             cfg.head_dim(),
         );
         Ok(Self {
-            q_proj: linear(cfg.hidden_size, h * d, cfg.qkv_bias(), vb.pp("q_proj"))?,
-            k_proj: linear(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("k_proj"))?,
-            v_proj: linear(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("v_proj"))?,
-            o_proj: linear(h * d, cfg.hidden_size, false, vb.pp("o_proj"))?,
+            q_proj: Linear::new(cfg.hidden_size, h * d, cfg.qkv_bias(), vb.pp("q_proj"))?,
+            k_proj: Linear::new(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("k_proj"))?,
+            v_proj: Linear::new(cfg.hidden_size, kv * d, cfg.qkv_bias(), vb.pp("v_proj"))?,
+            o_proj: Linear::new(h * d, cfg.hidden_size, false, vb.pp("o_proj"))?,
             heads: h,
             kv_heads: kv,
             head_dim: d,
         })
     }
 
-    /// `x` (B, T, H·D); `mask` additive (B, 1, T, S) over the S = cached + T keys.
+    /// `x` (B, T, H·D); `mask` over the S = cached + T keys. With a cache, the new keys and
+    /// values join it.
     fn forward(
         &self,
         x: &Tensor,
-        angles: &Angles,
-        mask: &Tensor,
-        cache: Option<&mut (Option<Tensor>, Option<Tensor>)>,
+        angles: &RopeAngles,
+        mask: &AttentionMask,
+        cache: Option<&mut LayerCache>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        // (B, T, heads, D): the projections' own layout, which the fused kernels read as is.
         let split = |proj: &Linear, heads: usize| -> Result<Tensor> {
-            Ok(proj
-                .forward(x)?
-                .reshape((b, t, heads, self.head_dim))?
-                .transpose(1, 2)?)
+            Ok(proj.forward(x)?.reshape((b, t, heads, self.head_dim))?)
         };
-        let q = angles.rotate(&split(&self.q_proj, self.heads)?)?;
-        let mut k = angles.rotate(&split(&self.k_proj, self.kv_heads)?)?;
-        let mut v = split(&self.v_proj, self.kv_heads)?;
-        if let Some((cached_k, cached_v)) = cache {
-            if let (Some(pk), Some(pv)) = (cached_k.as_ref(), cached_v.as_ref()) {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            *cached_k = Some(k.clone());
-            *cached_v = Some(v.clone());
-        }
-        let groups = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(&k, groups)?, repeat_kv(&v, groups)?);
+        let q = ops::rope(&split(&self.q_proj, self.heads)?, angles)?;
+        let k = ops::rope(&split(&self.k_proj, self.kv_heads)?, angles)?;
+        let v = split(&self.v_proj, self.kv_heads)?;
+        let (k, v) = match cache {
+            Some(cache) => cache.append(&k, &v)?,
+            None => (k, v),
+        };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
-        // Differentiable: our fused kernel with its own backward (candle's has none).
-        let weights = crate::ops::masked_softmax(&scores, mask, scale)?;
-        let out = weights.matmul(&v.contiguous()?)?;
-        Ok(out
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?
-            .apply(&self.o_proj)?)
+        let out = ops::attention(&q, &k, &v, mask, scale)?;
+        self.o_proj
+            .forward(&out.reshape((b, t, self.heads * self.head_dim))?)
     }
-}
-
-/// Repeats each key/value head `groups` times along the head axis (grouped-query attention).
-fn repeat_kv(x: &Tensor, groups: usize) -> Result<Tensor> {
-    if groups == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, s, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .expand((b, kv, groups, s, d))?
-        .reshape((b, kv * groups, s, d))?)
 }
 
 #[derive(Debug, Clone)]
@@ -190,15 +174,15 @@ impl Mlp {
     fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: linear(h, i, false, vb.pp("gate_proj"))?,
-            up_proj: linear(h, i, false, vb.pp("up_proj"))?,
-            down_proj: linear(i, h, false, vb.pp("down_proj"))?,
+            gate_proj: Linear::new(h, i, false, vb.pp("gate_proj"))?,
+            up_proj: Linear::new(h, i, false, vb.pp("up_proj"))?,
+            down_proj: Linear::new(i, h, false, vb.pp("down_proj"))?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = self.gate_proj.forward(x)?.silu()?;
-        Ok((gate * self.up_proj.forward(x)?)?.apply(&self.down_proj)?)
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
     }
 }
 
@@ -261,7 +245,7 @@ impl Qwen2 {
         let lm_head = if cfg.tie_word_embeddings {
             None
         } else {
-            Some(linear(
+            Some(Linear::new(
                 cfg.hidden_size,
                 cfg.vocab_size,
                 false,
@@ -300,7 +284,7 @@ impl Qwen2 {
     ) -> Result<Tensor> {
         let mut x = self.embed_tokens.forward(tokens)?;
         let angles = self.rope.angles(positions)?;
-        let mask = mask.to_dtype(x.dtype())?;
+        let mask = AttentionMask::new(&mask.to_dtype(x.dtype())?)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let residual = x.clone();
             let h = layer.input_layernorm.forward(&x)?;

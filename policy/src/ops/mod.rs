@@ -1,0 +1,365 @@
+//! Fused CPU kernels that carry their own backward (candle's fused `softmax_last_dim`,
+//! `rms_norm` and `rope` have none): grouped-query attention, RMSNorm, the rotary embedding
+//! and the bias add. Each replaces several element-wise passes, copies and freshly allocated
+//! tensors by one pass forward and one backward. f32 on CPU only; anything else takes the
+//! composed ops, which give the same values (the tests compare both, forward and gradients).
+
+mod attention;
+mod gemm;
+mod norm;
+mod rowwise;
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, D, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use attention::FusedAttention;
+use norm::RmsNorm;
+use rowwise::{AddBias, Rope};
+
+/// An additive attention mask (B, 1, T, S), its values read once per forward pass for the
+/// fused kernel.
+pub(crate) struct AttentionMask {
+    tensor: Tensor,
+    values: Option<Arc<Vec<f32>>>,
+}
+
+impl AttentionMask {
+    pub(crate) fn new(mask: &Tensor) -> candle_core::Result<Self> {
+        let values = if fused(mask) {
+            Some(Arc::new(mask.flatten_all()?.to_vec1::<f32>()?))
+        } else {
+            None
+        };
+        Ok(Self {
+            tensor: mask.clone(),
+            values,
+        })
+    }
+}
+
+/// `softmax(scale · Q Kᵀ + mask) V` for q (B, T, H, D) and k, v (B, S, KV, D), KV dividing
+/// H (grouped-query attention); the result is (B, T, H, D). Differentiable in q, k and v.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &AttentionMask,
+    scale: f64,
+) -> candle_core::Result<Tensor> {
+    let groups = q.dim(2)? / k.dim(2)?;
+    match &mask.values {
+        Some(values) if fused(q) && fused(k) && fused(v) => q.apply_op3(
+            k,
+            v,
+            FusedAttention {
+                groups,
+                scale: scale as f32,
+                mask: values.clone(),
+            },
+        ),
+        _ => {
+            let q = q.transpose(1, 2)?.contiguous()?;
+            let k = repeat_kv(&k.transpose(1, 2)?, groups)?.contiguous()?;
+            let v = repeat_kv(&v.transpose(1, 2)?, groups)?.contiguous()?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask.tensor)?;
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+                .matmul(&v)?
+                .transpose(1, 2)
+        }
+    }
+}
+
+/// Repeats each key/value head `groups` times along the head axis of (B, KV, S, D).
+fn repeat_kv(x: &Tensor, groups: usize) -> candle_core::Result<Tensor> {
+    if groups == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, s, d) = x.dims4()?;
+    x.unsqueeze(2)?
+        .expand((b, kv, groups, s, d))?
+        .reshape((b, kv * groups, s, d))
+}
+
+/// RMSNorm of the last axis, times `weight`. Differentiable in both.
+pub(crate) fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    if fused(x) && weight.dtype() == DType::F32 {
+        x.contiguous()?
+            .apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
+    } else {
+        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+        x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
+            .broadcast_mul(weight)
+    }
+}
+
+/// `x + bias` over the last axis. Differentiable in both.
+pub(crate) fn add_bias(x: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    if fused(x) && fused(bias) {
+        x.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
+    } else {
+        x.broadcast_add(bias)
+    }
+}
+
+/// Rotation angles of one forward pass's tokens: cos and sin (B, T, 1, D), and both packed
+/// as (B, T, 1, 2D) for the fused kernel.
+pub(crate) struct RopeAngles {
+    cos: Tensor,
+    sin: Tensor,
+    packed: Option<Tensor>,
+}
+
+impl RopeAngles {
+    pub(crate) fn new(cos: Tensor, sin: Tensor) -> candle_core::Result<Self> {
+        let packed = if fused(&cos) {
+            Some(Tensor::cat(&[&cos, &sin], D::Minus1)?.contiguous()?)
+        } else {
+            None
+        };
+        Ok(Self { cos, sin, packed })
+    }
+}
+
+/// Rotates `x` (B, T, H, D) by `angles`, halves not interleaved: `x ⊙ cos + R(x) ⊙ sin`
+/// with `R([x1, x2]) = [−x2, x1]`. Differentiable in `x`.
+pub(crate) fn rope(x: &Tensor, angles: &RopeAngles) -> candle_core::Result<Tensor> {
+    match &angles.packed {
+        Some(packed) if fused(x) => x.contiguous()?.apply_op2(packed, Rope { inverse: false }),
+        _ => {
+            let half = x.dim(D::Minus1)? / 2;
+            let x1 = x.narrow(D::Minus1, 0, half)?;
+            let x2 = x.narrow(D::Minus1, half, half)?;
+            let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+            x.broadcast_mul(&angles.cos)? + rotated.broadcast_mul(&angles.sin)?
+        }
+    }
+}
+
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The f32 data of a contiguous CPU storage.
+fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fused op: the input is not contiguous"),
+    }
+}
+
+/// Below this many elements a kernel runs on one thread (a decoding step's handful of rows
+/// is faster there).
+const PARALLEL_FROM: usize = 1 << 15;
+
+/// An output shaped as `layout`, filled by `f(row, out)` for every `d`-long row, in parallel
+/// when there is enough work to pay for it.
+fn rows_out(
+    layout: &Layout,
+    d: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> (CpuStorage, Shape) {
+    let mut dst = vec![0f32; layout.shape().elem_count()];
+    if dst.len() >= PARALLEL_FROM {
+        dst.par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(row, out)| f(row, out));
+    } else {
+        dst.chunks_mut(d)
+            .enumerate()
+            .for_each(|(row, out)| f(row, out));
+    }
+    (CpuStorage::F32(dst), layout.shape().clone())
+}
+
+/// A `d`-long sum over `rows` rows, each added in by `f(row, sum)`: in one chunk of rows per
+/// thread when there is enough work.
+fn column_sums(rows: usize, d: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let chunk = if rows * d >= PARALLEL_FROM {
+        rows.div_ceil(rayon::current_num_threads())
+    } else {
+        rows
+    }
+    .max(1);
+    let sum_chunk = |start: usize| {
+        let mut sum = vec![0f32; d];
+        (start..(start + chunk).min(rows)).for_each(|row| f(row, &mut sum));
+        sum
+    };
+    let add = |mut a: Vec<f32>, b: Vec<f32>| {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        a
+    };
+    (0..rows)
+        .step_by(chunk)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(sum_chunk)
+        .reduce(|| vec![0f32; d], add)
+}
+
+fn last_dim(layout: &Layout) -> usize {
+    layout.shape().dims().last().copied().unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// The same function through the fused op (f32) and the composed ops (f64, then back):
+    /// values and gradients agree.
+    fn check<F>(inputs: &[Tensor], f: F)
+    where
+        F: Fn(&[Tensor]) -> Tensor,
+    {
+        let run = |dtype: DType| {
+            let vars: Vec<Var> = inputs
+                .iter()
+                .map(|t| Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap())
+                .collect();
+            let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+            let out = f(&tensors);
+            // A loss that weighs every output differently, so every gradient term matters.
+            let weights = random(out.dims(), 7).to_dtype(dtype).unwrap();
+            let grads = (&out * weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads: Vec<Tensor> = vars
+                .iter()
+                .map(|v| grads.get(v).unwrap().to_dtype(DType::F32).unwrap())
+                .collect();
+            (out.to_dtype(DType::F32).unwrap(), grads)
+        };
+        assert!(
+            inputs.iter().all(fused),
+            "the f32 CPU run must take the fused kernels"
+        );
+        let (fused_out, fused_grads) = run(DType::F32);
+        let (plain_out, plain_grads) = run(DType::F64);
+        assert!(max_diff(&fused_out, &plain_out) < 1e-5);
+        for (a, b) in fused_grads.iter().zip(&plain_grads) {
+            // Relative to the gradient's size: a weight's gradient sums over every row.
+            let size = max_diff(b, &b.zeros_like().unwrap());
+            let diff = max_diff(a, b);
+            assert!(
+                diff < 1e-5 * (1.0 + size),
+                "gradient differs by {diff} (size {size})"
+            );
+        }
+    }
+
+    /// Small shapes run row by row on one thread, large ones in parallel: both are checked.
+    const SIZES: [usize; 2] = [5, 64];
+
+    /// A causal-looking additive mask (B, 1, T, S) over the last T of S keys.
+    fn causal_mask(b: usize, t: usize, s: usize) -> Tensor {
+        let mask: Vec<f32> = (0..b * t * s)
+            .map(|i| {
+                if i % s > (i / s) % t + (s - t) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Tensor::from_vec(mask, (b, 1, t, s), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn fused_attention_matches_the_composed_ops() {
+        // Grouped (6 query heads on 2 KV heads) and plain; keys past the queries, as a cache.
+        for (t, s, heads, kv) in [(5, 7, 6, 2), (48, 50, 4, 4)] {
+            let q = random(&[2, t, heads, 8], 1);
+            let k = random(&[2, s, kv, 8], 2);
+            let v = random(&[2, s, kv, 8], 3);
+            let mask = causal_mask(2, t, s);
+            check(&[q, k, v], |x| {
+                let mask = AttentionMask::new(&mask.to_dtype(x[0].dtype()).unwrap()).unwrap();
+                attention(&x[0], &x[1], &x[2], &mask, 0.37).unwrap()
+            });
+        }
+    }
+
+    #[test]
+    fn fused_attention_reads_keys_where_they_lie() {
+        // Keys and values narrowed from a larger buffer, as the KV cache passes them.
+        let (t, s) = (3, 6);
+        let q = random(&[2, t, 4, 8], 1);
+        let k = random(&[2, s, 2, 8], 2);
+        let v = random(&[2, s, 2, 8], 3);
+        let mask = causal_mask(2, t, s);
+        check(&[q, k, v], |x| {
+            let mask = AttentionMask::new(&mask.to_dtype(x[0].dtype()).unwrap()).unwrap();
+            let spare = |x: &Tensor| {
+                let pad = x.zeros_like().unwrap();
+                let wide = Tensor::cat(&[x, &pad], 1).unwrap();
+                let view = wide.narrow(1, 0, s).unwrap();
+                assert!(!view.is_contiguous());
+                view
+            };
+            attention(&x[0], &spare(&x[1]), &spare(&x[2]), &mask, 0.5).unwrap()
+        });
+    }
+
+    #[test]
+    fn fused_rope_matches_the_composed_ops() {
+        for t in SIZES {
+            let x = random(&[2, t, 3, 96], 4);
+            // Angles of arbitrary positions, the same in both halves as the model's tables.
+            let theta = random(&[2, t, 1, 48], 5);
+            let theta = Tensor::cat(&[&theta, &theta], 3).unwrap();
+            check(&[x], |x| {
+                let dtype = x[0].dtype();
+                let cos = theta.cos().unwrap().to_dtype(dtype).unwrap();
+                let sin = theta.sin().unwrap().to_dtype(dtype).unwrap();
+                rope(&x[0], &RopeAngles::new(cos, sin).unwrap()).unwrap()
+            });
+        }
+    }
+
+    #[test]
+    fn fused_bias_add_matches_the_composed_ops() {
+        for t in SIZES {
+            let x = random(&[8, t, 96], 6);
+            let bias = random(&[96], 7);
+            check(&[x, bias], |x| add_bias(&x[0], &x[1]).unwrap());
+        }
+    }
+
+    #[test]
+    fn fused_rms_norm_matches_the_composed_ops() {
+        for t in SIZES {
+            let x = random(&[8, t, 96], 2);
+            let w = (random(&[96], 3) + 1.5).unwrap();
+            check(&[x, w], |x| rms_norm(&x[0], &x[1], 1e-6).unwrap());
+        }
+    }
+}
