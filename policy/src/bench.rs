@@ -22,7 +22,8 @@ pub struct Figure {
 }
 
 /// Measures `policy`: decode at each batch size in `batches` (`new_tokens` after a
-/// `prompt_tokens` prompt), and `train_steps` training steps on 8 × `train_tokens` tokens.
+/// `prompt_tokens` prompt), and `train_steps` training steps on 8 × `train_tokens` tokens
+/// (none when 0).
 pub fn run(
     policy: &Policy,
     batches: &[usize],
@@ -57,6 +58,9 @@ pub fn run(
             name: format!("decode, batch {batch} ({new_tokens} new tokens after {prompt_tokens})"),
             tokens_per_second: (batch * new_tokens) as f64 / best,
         });
+    }
+    if train_steps == 0 {
+        return Ok(figures);
     }
     let rows = 8;
     let seqs: Vec<Vec<u32>> = (0..rows)

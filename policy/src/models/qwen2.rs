@@ -71,11 +71,10 @@ impl RmsNorm {
     }
 }
 
-/// A linear layer whose bias add goes through the fused kernel (its backward reduces the bias
-/// gradient in one pass).
+/// A linear layer, `x · Wᵀ + b`, through the fused kernels (see `ops::linear`).
 #[derive(Debug, Clone)]
 struct Linear {
-    inner: candle_nn::Linear,
+    weight: Tensor,
     bias: Option<Tensor>,
 }
 
@@ -91,14 +90,11 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self {
-            inner: candle_nn::Linear::new(weight, None),
-            bias,
-        })
+        Ok(Self { weight, bias })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.inner.forward(x)?;
+        let y = ops::linear(x, &self.weight)?;
         Ok(match &self.bias {
             Some(bias) => ops::add_bias(&y, bias)?,
             None => y,
@@ -299,7 +295,7 @@ impl Qwen2 {
         let x = self.norm.forward(&x)?;
         let logits = match &self.lm_head {
             Some(head) => head.forward(&x)?,
-            None => x.broadcast_matmul(&self.embed_tokens.embeddings().t()?)?,
+            None => ops::linear(&x, self.embed_tokens.embeddings())?,
         };
         Ok(logits)
     }

@@ -48,18 +48,45 @@ impl<'a> Mat<'a> {
 /// `dst (m × n, row-major, dense) = scale · a · b`, plus the old `dst` when `accumulate`.
 /// Single-threaded: callers parallelise over independent products.
 pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, scale: f32, accumulate: bool) {
+    let cols = b.cols;
+    gemm(dst, (cols, 1), a, b, scale, accumulate, false);
+}
+
+/// `dst = scale · a · b` (plus the old `dst` when `accumulate`), with element (r, c) of the
+/// m × n result at `dst[r * strides.0 + c * strides.1]`; on every thread when `parallel`.
+pub(super) fn gemm(
+    dst: &mut [f32],
+    strides: (usize, usize),
+    a: Mat,
+    b: Mat,
+    scale: f32,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "matmul: inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "matmul: destination size");
-    assert!(a.in_bounds() && b.in_bounds(), "matmul: view out of bounds");
-    if k == 0 {
-        if !accumulate {
-            dst.fill(0.0);
-        }
+    let out = Mat {
+        data: dst,
+        rows: m,
+        cols: n,
+        row_stride: strides.0,
+        col_stride: strides.1,
+    };
+    assert!(
+        a.in_bounds() && b.in_bounds() && out.in_bounds(),
+        "matmul: view out of bounds"
+    );
+    if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the asserts above bound every element gemm reads (a, b) or writes (dst, dense
-    // m × n); `dst` is borrowed mutably, so it cannot alias `a` or `b`.
+    let parallelism = if parallel {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above bound every element gemm reads (a, b) or writes (dst);
+    // `dst` is borrowed mutably, so it cannot alias `a` or `b`. With k = 0 gemm only keeps
+    // (alpha 1) or zeroes (alpha 0) dst.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
@@ -67,8 +94,8 @@ pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, scale: f32, accumulate: bo
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            strides.1 as isize,
+            strides.0 as isize,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -76,12 +103,12 @@ pub(super) fn matmul(dst: &mut [f32], a: Mat, b: Mat, scale: f32, accumulate: bo
             b.data.as_ptr(),
             b.col_stride as isize,
             b.row_stride as isize,
-            1.0,
+            if accumulate { 1.0 } else { 0.0 },
             scale,
             false,
             false,
             false,
-            Parallelism::None,
+            parallelism,
         );
     }
 }

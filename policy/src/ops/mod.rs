@@ -1,11 +1,12 @@
 //! Fused CPU kernels that carry their own backward (candle's fused `softmax_last_dim`,
-//! `rms_norm` and `rope` have none): grouped-query attention, RMSNorm, the rotary embedding
-//! and the bias add. Each replaces several element-wise passes, copies and freshly allocated
+//! `rms_norm` and `rope` have none): grouped-query attention, the linear layer, RMSNorm, the
+//! rotary embedding and the bias add. Each replaces several element-wise passes, copies and freshly allocated
 //! tensors by one pass forward and one backward. f32 on CPU only; anything else takes the
 //! composed ops, which give the same values (the tests compare both, forward and gradients).
 
 mod attention;
 mod gemm;
+mod linear;
 mod norm;
 mod rowwise;
 
@@ -15,6 +16,7 @@ use candle_core::{CpuStorage, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use attention::FusedAttention;
+use linear::LinearNoBias;
 use norm::RmsNorm;
 use rowwise::{AddBias, Rope};
 
@@ -91,6 +93,16 @@ pub(crate) fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> candle_core::Re
         let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
         x.broadcast_div(&(mean_square + eps)?.sqrt()?)?
             .broadcast_mul(weight)
+    }
+}
+
+/// `x · weightᵀ` over the last axis of x, for a weight (N, K). Differentiable in both.
+pub(crate) fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    if fused(x) && fused(weight) {
+        x.contiguous()?
+            .apply_op2(&weight.contiguous()?, LinearNoBias)
+    } else {
+        candle_nn::Module::forward(&candle_nn::Linear::new(weight.clone(), None), x)
     }
 }
 
@@ -342,6 +354,16 @@ mod tests {
                 let sin = theta.sin().unwrap().to_dtype(dtype).unwrap();
                 rope(&x[0], &RopeAngles::new(cos, sin).unwrap()).unwrap()
             });
+        }
+    }
+
+    #[test]
+    fn fused_linear_matches_the_composed_ops() {
+        // A decoding step's few rows (W read in place) and a training batch's many.
+        for rows in [3, 64] {
+            let x = random(&[2, rows, 40], 8);
+            let w = random(&[24, 40], 9);
+            check(&[x, w], |x| linear(&x[0], &x[1]).unwrap());
         }
     }
 
