@@ -3,8 +3,9 @@
 //! It reads Q (B, T, H, D) and K, V (B, S, KV, D) where they lie — projections straight from
 //! the linear layers, or a KV cache narrowed to its filled part — so nothing is transposed,
 //! repeated per head group or copied to be contiguous, and the (T, S) scores never become
-//! tensors: per (batch, KV head) they live in scratch buffers. The backward recomputes the
-//! probabilities from Q and K instead of keeping them.
+//! tensors: per (batch, KV head) they live in scratch buffers. Queries go in blocks, each
+//! against only the keys up to the last one its rows may see (half the work of a causal
+//! mask). The backward recomputes the probabilities from Q and K instead of keeping them.
 
 use std::sync::Arc;
 
@@ -13,11 +14,37 @@ use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul};
 
-/// The op: `groups` query heads share each KV head; `mask` is additive, (B, T, S).
+/// Query rows per block.
+const BLOCK: usize = 32;
+
+/// The op: `groups` query heads share each KV head.
 pub(super) struct FusedAttention {
     pub(super) groups: usize,
     pub(super) scale: f32,
-    pub(super) mask: Arc<Vec<f32>>,
+    pub(super) mask: Arc<MaskValues>,
+}
+
+/// An additive mask (B, T, S) and, per query, one past the last key it may see.
+pub(super) struct MaskValues {
+    pub(super) additive: Vec<f32>,
+    pub(super) key_ends: Vec<usize>,
+}
+
+impl MaskValues {
+    /// Below this a key counts as hidden: its weight e^(score + mask) is 0 in f32.
+    const HIDDEN: f32 = -1e8;
+
+    pub(super) fn new(additive: Vec<f32>, keys: usize) -> Self {
+        let key_ends = additive
+            .chunks(keys.max(1))
+            .map(|row| {
+                row.iter()
+                    .rposition(|&m| m > Self::HIDDEN)
+                    .map_or(1, |k| k + 1)
+            })
+            .collect();
+        Self { additive, key_ends }
+    }
 }
 
 /// A 4-D strided view of f32 data.
@@ -60,6 +87,23 @@ impl<'a> View<'a> {
             col_stride: self.strides[3],
         }
     }
+}
+
+/// Rows `start..start + rows` of `m`.
+fn sub_rows(m: Mat, start: usize, rows: usize) -> Mat {
+    Mat {
+        data: m.data.get(start * m.row_stride..).unwrap_or(&[]),
+        rows,
+        ..m
+    }
+}
+
+/// The query blocks of one batch row: (first row, rows, keys they see).
+fn blocks(key_ends: &[usize]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    key_ends.chunks(BLOCK).enumerate().map(|(i, ends)| {
+        let keys = ends.iter().copied().max().unwrap_or(1);
+        (i * BLOCK, ends.len(), keys)
+    })
 }
 
 /// The sizes of one call.
@@ -126,7 +170,8 @@ impl FusedAttention {
             || k.dims[0] != batch
             || k.dims[3] != head_dim
             || kv_heads * self.groups != heads
-            || self.mask.len() != batch * queries * keys
+            || self.mask.additive.len() != batch * queries * keys
+            || self.mask.key_ends.len() != batch * queries
         {
             candle_core::bail!(
                 "attention: q {:?}, k {:?}, v {:?}, {} groups and a mask of {} do not fit",
@@ -134,42 +179,64 @@ impl FusedAttention {
                 k.dims,
                 v.dims,
                 self.groups,
-                self.mask.len()
+                self.mask.additive.len()
             );
         }
         Ok(dims)
     }
 
-    /// `p` (T × S) = softmax(scale · q kᵀ + mask) of one head.
-    fn probs(&self, q: Mat, k: Mat, mask: &[f32], p: &mut [f32]) {
-        let s = k.rows;
+    /// `p` (rows × w) = softmax(scale · q kᵀ + mask) of one block of one head, for q
+    /// (rows × D), k (w × D) and the block's mask rows (`stride` apart, the first w used).
+    fn probs(&self, q: Mat, k: Mat, mask: &[f32], stride: usize, p: &mut [f32]) {
+        let w = k.rows;
         matmul(p, q, k.t(), self.scale, false);
-        for (row, m) in p.chunks_mut(s).zip(mask.chunks(s)) {
+        for (row, m) in p.chunks_mut(w).zip(mask.chunks(stride)) {
             let mut max = f32::NEG_INFINITY;
             for (x, &m) in row.iter_mut().zip(m) {
                 *x += m;
                 max = max.max(*x);
             }
-            let mut sum = 0.0;
-            for x in row.iter_mut() {
-                *x = exp_or_zero(*x - max);
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
+            let inv = 1.0 / row.iter().sum::<f32>();
             row.iter_mut().for_each(|x| *x *= inv);
         }
     }
 
-    fn mask_of(&self, dims: &Dims, b: usize) -> &[f32] {
-        let size = dims.queries * dims.keys;
-        &self.mask[b * size..][..size]
+    /// Batch row `b`'s mask (T × S) and its queries' key ends.
+    fn mask_of(&self, dims: &Dims, b: usize) -> (&[f32], &[usize]) {
+        let (t, s) = (dims.queries, dims.keys);
+        (
+            &self.mask.additive[b * t * s..][..t * s],
+            &self.mask.key_ends[b * t..][..t],
+        )
     }
 }
 
-/// e^x for x ≤ 0, flushed to 0 below e^-80: a masked key's score is about -1e9, and libm's
-/// `expf` takes a slow path for results that underflow.
-fn exp_or_zero(x: f32) -> f32 {
-    if x < -80.0 { 0.0 } else { x.exp() }
+/// e^x for x ≤ 0 to f32 precision, in a form the compiler vectorises (libm's `expf` is a
+/// call per element, and slow for results that underflow, as a hidden key's do): 2^n · e^f
+/// with n = round(x / ln 2), |f| ≤ ln 2 / 2, and e^f by its Taylor polynomial to degree 7.
+fn exp_nonpositive(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Below -87 the result is under f32's smallest normal: flushed to (almost) 0.
+    let x = if x < -87.0 { -87.0 } else { x };
+    // Round to nearest through the 1.5 · 2^23 trick (no SSE4 `round` on baseline x86-64).
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let f = x - n * LN2_HI - n * LN2_LO;
+    let mut e = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        e = e * f + c;
+    }
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 impl CustomOp3 for FusedAttention {
@@ -194,12 +261,25 @@ impl CustomOp3 for FusedAttention {
         let dims = self.dims(&q, &k, &v)?;
         let (t, s, d) = (dims.queries, dims.keys, dims.head_dim);
         let blocks = dims.map(|b, g| {
-            let mask = self.mask_of(&dims, b);
-            let mut p = vec![0f32; t * s];
+            let (mask, key_ends) = self.mask_of(&dims, b);
+            let (kh, vh) = (k.head(b, g), v.head(b, g));
+            let mut p = vec![0f32; BLOCK * s];
             let mut out = vec![0f32; self.groups * t * d];
             for (j, out) in out.chunks_mut(t * d).enumerate() {
-                self.probs(q.head(b, g * self.groups + j), k.head(b, g), mask, &mut p);
-                matmul(out, Mat::rows(&p, t, s, s), v.head(b, g), 1.0, false);
+                let qh = q.head(b, g * self.groups + j);
+                for (first, rows, w) in blocks(key_ends) {
+                    let p = &mut p[..rows * w];
+                    let mask = &mask[first * s..];
+                    self.probs(sub_rows(qh, first, rows), sub_rows(kh, 0, w), mask, s, p);
+                    let out = &mut out[first * d..][..rows * d];
+                    matmul(
+                        out,
+                        Mat::rows(p, rows, w, w),
+                        sub_rows(vh, 0, w),
+                        1.0,
+                        false,
+                    );
+                }
             }
             out
         });
@@ -229,29 +309,35 @@ impl CustomOp3 for FusedAttention {
         let dims = self.dims(&q, &k, &v)?;
         let (t, s, d) = (dims.queries, dims.keys, dims.head_dim);
         let blocks = dims.map(|b, g| {
-            let mask = self.mask_of(&dims, b);
+            let (mask, key_ends) = self.mask_of(&dims, b);
             let (kh, vh) = (k.head(b, g), v.head(b, g));
-            let mut p = vec![0f32; t * s];
-            let mut dp = vec![0f32; t * s];
+            let mut p = vec![0f32; BLOCK * s];
+            let mut dp = vec![0f32; BLOCK * s];
             let mut dq = vec![0f32; self.groups * t * d];
             let mut dk = vec![0f32; s * d];
             let mut dv = vec![0f32; s * d];
             for (j, dq) in dq.chunks_mut(t * d).enumerate() {
                 let h = g * self.groups + j;
                 let (qh, gh) = (q.head(b, h), grad.head(b, h));
-                self.probs(qh, kh, mask, &mut p);
-                matmul(&mut dv, Mat::rows(&p, t, s, s).t(), gh, 1.0, true);
-                matmul(&mut dp, gh, vh.t(), 1.0, false);
-                // Softmax backward, with the scale of the scores folded in.
-                for (dp, p) in dp.chunks_mut(s).zip(p.chunks(s)) {
-                    let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
-                    for (dp, &p) in dp.iter_mut().zip(p) {
-                        *dp = self.scale * p * (*dp - dot);
+                for (first, rows, w) in blocks(key_ends) {
+                    let (p, dp) = (&mut p[..rows * w], &mut dp[..rows * w]);
+                    let (qb, gb) = (sub_rows(qh, first, rows), sub_rows(gh, first, rows));
+                    let (kw, vw) = (sub_rows(kh, 0, w), sub_rows(vh, 0, w));
+                    self.probs(qb, kw, &mask[first * s..], s, p);
+                    let pm = Mat::rows(p, rows, w, w);
+                    matmul(&mut dv[..w * d], pm.t(), gb, 1.0, true);
+                    matmul(dp, gb, vw.t(), 1.0, false);
+                    // Softmax backward, with the scale of the scores folded in.
+                    for (dp, p) in dp.chunks_mut(w).zip(p.chunks(w)) {
+                        let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
+                        for (dp, &p) in dp.iter_mut().zip(p.iter()) {
+                            *dp = self.scale * p * (*dp - dot);
+                        }
                     }
+                    let ds = Mat::rows(dp, rows, w, w);
+                    matmul(&mut dq[first * d..][..rows * d], ds, kw, 1.0, false);
+                    matmul(&mut dk[..w * d], ds.t(), qb, 1.0, true);
                 }
-                let ds = Mat::rows(&dp, t, s, s);
-                matmul(dq, ds, kh, 1.0, false);
-                matmul(&mut dk, ds.t(), qh, 1.0, true);
             }
             (dq, dk, dv)
         });
@@ -263,5 +349,20 @@ impl CustomOp3 for FusedAttention {
         let dk = Tensor::from_vec(scatter(&dims, &dk, s, dims.kv_heads), kv_shape, &device)?;
         let dv = Tensor::from_vec(scatter(&dims, &dv, s, dims.kv_heads), kv_shape, &device)?;
         Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_nonpositive;
+
+    #[test]
+    fn exp_matches_libm_to_f32_precision() {
+        for i in 0..=100_000 {
+            let x = -90.0 * i as f32 / 100_000.0;
+            let (ours, libm) = (exp_nonpositive(x), x.exp());
+            let tolerance = 4.0 * f32::EPSILON * libm + 1e-37;
+            assert!((ours - libm).abs() <= tolerance, "e^{x}: {ours} vs {libm}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, D, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use attention::FusedAttention;
+use attention::{FusedAttention, MaskValues};
 use linear::LinearNoBias;
 use norm::RmsNorm;
 use rowwise::{AddBias, Rope};
@@ -24,13 +24,15 @@ use rowwise::{AddBias, Rope};
 /// fused kernel.
 pub(crate) struct AttentionMask {
     tensor: Tensor,
-    values: Option<Arc<Vec<f32>>>,
+    values: Option<Arc<MaskValues>>,
 }
 
 impl AttentionMask {
     pub(crate) fn new(mask: &Tensor) -> candle_core::Result<Self> {
         let values = if fused(mask) {
-            Some(Arc::new(mask.flatten_all()?.to_vec1::<f32>()?))
+            let keys = mask.dim(D::Minus1)?;
+            let additive = mask.flatten_all()?.to_vec1::<f32>()?;
+            Some(Arc::new(MaskValues::new(additive, keys)))
         } else {
             None
         };
