@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul};
+use super::lanes;
 
 /// Query rows per block.
 const BLOCK: usize = 32;
@@ -191,13 +192,10 @@ impl FusedAttention {
         let w = k.rows;
         matmul(p, q, k.t(), self.scale, false);
         for (row, m) in p.chunks_mut(w).zip(mask.chunks(stride)) {
-            let mut max = f32::NEG_INFINITY;
-            for (x, &m) in row.iter_mut().zip(m) {
-                *x += m;
-                max = max.max(*x);
-            }
+            row.iter_mut().zip(m).for_each(|(x, &m)| *x += m);
+            let max = lanes::max(row);
             row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
-            let inv = 1.0 / row.iter().sum::<f32>();
+            let inv = 1.0 / lanes::sum(row);
             row.iter_mut().for_each(|x| *x *= inv);
         }
     }
@@ -218,25 +216,25 @@ impl FusedAttention {
 fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5 · 2^23 rounds to an integer n held in the low mantissa bits, so n comes out
+    // as float and as integer with no conversion (which would not vectorise).
+    const ROUND: f32 = 12_582_912.0;
     // Below -87 the result is under f32's smallest normal: flushed to (almost) 0.
     let x = if x < -87.0 { -87.0 } else { x };
-    // Round to nearest through the 1.5 · 2^23 trick (no SSE4 `round` on baseline x86-64).
-    const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let two_to_n = f32::from_bits(
+        t.to_bits()
+            .wrapping_sub(ROUND.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
     let f = x - n * LN2_HI - n * LN2_LO;
     let mut e = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         e = e * f + c;
     }
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    e * two_to_n
 }
 
 impl CustomOp3 for FusedAttention {
@@ -329,7 +327,7 @@ impl CustomOp3 for FusedAttention {
                     matmul(dp, gb, vw.t(), 1.0, false);
                     // Softmax backward, with the scale of the scores folded in.
                     for (dp, p) in dp.chunks_mut(w).zip(p.chunks(w)) {
-                        let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
+                        let dot = lanes::dot(dp, p);
                         for (dp, &p) in dp.iter_mut().zip(p.iter()) {
                             *dp = self.scale * p * (*dp - dot);
                         }

@@ -6,6 +6,7 @@
 
 mod attention;
 mod gemm;
+mod lanes;
 mod linear;
 mod norm;
 mod rowwise;
