@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul};
-use super::lanes;
+use super::vmath::{self, exp_nonpositive};
 
 /// Query rows per block.
 const BLOCK: usize = 32;
@@ -193,9 +193,9 @@ impl FusedAttention {
         matmul(p, q, k.t(), self.scale, false);
         for (row, m) in p.chunks_mut(w).zip(mask.chunks(stride)) {
             row.iter_mut().zip(m).for_each(|(x, &m)| *x += m);
-            let max = lanes::max(row);
+            let max = vmath::max(row);
             row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
-            let inv = 1.0 / lanes::sum(row);
+            let inv = 1.0 / vmath::sum(row);
             row.iter_mut().for_each(|x| *x *= inv);
         }
     }
@@ -208,33 +208,6 @@ impl FusedAttention {
             &self.mask.key_ends[b * t..][..t],
         )
     }
-}
-
-/// e^x for x ≤ 0 to f32 precision, in a form the compiler vectorises (libm's `expf` is a
-/// call per element, and slow for results that underflow, as a hidden key's do): 2^n · e^f
-/// with n = round(x / ln 2), |f| ≤ ln 2 / 2, and e^f by its Taylor polynomial to degree 7.
-fn exp_nonpositive(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5 · 2^23 rounds to an integer n held in the low mantissa bits, so n comes out
-    // as float and as integer with no conversion (which would not vectorise).
-    const ROUND: f32 = 12_582_912.0;
-    // Below -87 the result is under f32's smallest normal: flushed to (almost) 0.
-    let x = if x < -87.0 { -87.0 } else { x };
-    let t = x * std::f32::consts::LOG2_E + ROUND;
-    let n = t - ROUND;
-    let two_to_n = f32::from_bits(
-        t.to_bits()
-            .wrapping_sub(ROUND.to_bits())
-            .wrapping_add(127)
-            << 23,
-    );
-    let f = x - n * LN2_HI - n * LN2_LO;
-    let mut e = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        e = e * f + c;
-    }
-    e * two_to_n
 }
 
 impl CustomOp3 for FusedAttention {
@@ -327,7 +300,7 @@ impl CustomOp3 for FusedAttention {
                     matmul(dp, gb, vw.t(), 1.0, false);
                     // Softmax backward, with the scale of the scores folded in.
                     for (dp, p) in dp.chunks_mut(w).zip(p.chunks(w)) {
-                        let dot = lanes::dot(dp, p);
+                        let dot = vmath::dot(dp, p);
                         for (dp, &p) in dp.iter_mut().zip(p.iter()) {
                             *dp = self.scale * p * (*dp - dot);
                         }
@@ -347,20 +320,5 @@ impl CustomOp3 for FusedAttention {
         let dk = Tensor::from_vec(scatter(&dims, &dk, s, dims.kv_heads), kv_shape, &device)?;
         let dv = Tensor::from_vec(scatter(&dims, &dv, s, dims.kv_heads), kv_shape, &device)?;
         Ok((Some(dq), Some(dk), Some(dv)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::exp_nonpositive;
-
-    #[test]
-    fn exp_matches_libm_to_f32_precision() {
-        for i in 0..=100_000 {
-            let x = -90.0 * i as f32 / 100_000.0;
-            let (ours, libm) = (exp_nonpositive(x), x.exp());
-            let tolerance = 4.0 * f32::EPSILON * libm + 1e-37;
-            assert!((ours - libm).abs() <= tolerance, "e^{x}: {ours} vs {libm}");
-        }
     }
 }

@@ -1,15 +1,16 @@
 //! Fused CPU kernels that carry their own backward (candle's fused `softmax_last_dim`,
 //! `rms_norm` and `rope` have none): grouped-query attention, the linear layer, RMSNorm, the
-//! rotary embedding and the bias add. Each replaces several element-wise passes, copies and freshly allocated
-//! tensors by one pass forward and one backward. f32 on CPU only; anything else takes the
-//! composed ops, which give the same values (the tests compare both, forward and gradients).
+//! rotary embedding, the bias add and SwiGLU's gate. Each replaces several element-wise
+//! passes, copies and freshly allocated tensors by one pass forward and one backward. f32 on
+//! CPU only; anything else takes the composed ops, which give the same values (the tests
+//! compare both, forward and gradients).
 
 mod attention;
 mod gemm;
-mod lanes;
 mod linear;
 mod norm;
 mod rowwise;
+mod vmath;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 use attention::{FusedAttention, MaskValues};
 use linear::LinearNoBias;
 use norm::RmsNorm;
-use rowwise::{AddBias, Rope};
+use rowwise::{AddBias, Rope, SwiGlu};
 
 /// An additive attention mask (B, 1, T, S), its values read once per forward pass for the
 /// fused kernel.
@@ -106,6 +107,15 @@ pub(crate) fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor>
             .apply_op2(&weight.contiguous()?, LinearNoBias)
     } else {
         candle_nn::Module::forward(&candle_nn::Linear::new(weight.clone(), None), x)
+    }
+}
+
+/// SwiGLU's gate, `silu(gate) ⊙ up`. Differentiable in both.
+pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+    if fused(gate) && fused(up) {
+        gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+    } else {
+        gate.silu()? * up
     }
 }
 
@@ -367,6 +377,16 @@ mod tests {
             let x = random(&[2, rows, 40], 8);
             let w = random(&[24, 40], 9);
             check(&[x, w], |x| linear(&x[0], &x[1]).unwrap());
+        }
+    }
+
+    #[test]
+    fn fused_swiglu_matches_the_composed_ops() {
+        for t in SIZES {
+            // Gates well into both tails of the sigmoid.
+            let gate = (random(&[8, t, 96], 10) * 12.0).unwrap();
+            let up = random(&[8, t, 96], 11);
+            check(&[gate, up], |x| swiglu(&x[0], &x[1]).unwrap());
         }
     }
 

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use super::{column_sums, lanes, last_dim, rows_out, slice};
+use super::{column_sums, last_dim, rows_out, slice, vmath};
 
 pub(super) struct RmsNorm {
     pub(super) eps: f32,
@@ -10,7 +10,7 @@ pub(super) struct RmsNorm {
 
 /// 1 / sqrt(mean(x²) + eps) of one row.
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
-    let mean_square = lanes::dot(x, x) / x.len() as f32;
+    let mean_square = vmath::dot(x, x) / x.len() as f32;
     1.0 / (mean_square + eps).sqrt()
 }
 
