@@ -22,8 +22,8 @@ export OMP_WAIT_POLICY=PASSIVE
 for preset in tiny small; do
   "$empo2" model init --preset "$preset" --out "$work/$preset" >/dev/null
   echo "## $preset"
-  RUST_LOG=warn "$empo2" bench policy --model "$work/$preset" --train-steps 3
-  "$venv/bin/python" scripts/bench_policy_torch.py "$work/$preset" 64 64 256 3
+  RUST_LOG=warn "$empo2" bench policy --model "$work/$preset" --train-steps 5
+  "$venv/bin/python" scripts/bench_policy_torch.py "$work/$preset" 64 64 256 5
 done
 smollm=models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f $smollm ]]; then

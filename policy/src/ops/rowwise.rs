@@ -3,6 +3,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
+use rayon::prelude::*;
+
 use super::{column_sums, last_dim, rows_out, slice, vmath};
 
 /// The rotary embedding of x (B, T, H, D) with (cos ‖ sin) packed in one (B, T, 2D) tensor;
@@ -153,18 +155,14 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad_res.contiguous()?;
-        let dgate = gate.apply_op3_no_bwd(up, &g, &SwiGluGrad { of_gate: true })?;
-        let dup = gate.apply_op3_no_bwd(up, &g, &SwiGluGrad { of_gate: false })?;
-        Ok((Some(dgate), Some(dup)))
+        let both = gate.apply_op3_no_bwd(up, &grad_res.contiguous()?, &SwiGluGrad)?;
+        Ok((Some(both.get(0)?), Some(both.get(1)?)))
     }
 }
 
-/// One of SwiGLU's input gradients from (gate, up, g): g ⊙ up ⊙ silu'(gate) for the gate,
-/// g ⊙ silu(gate) for up.
-struct SwiGluGrad {
-    of_gate: bool,
-}
+/// Both of SwiGLU's input gradients from (gate, up, g), stacked as (2, …): g ⊙ up ⊙
+/// silu'(gate) for the gate, g ⊙ silu(gate) for up.
+struct SwiGluGrad;
 
 impl CustomOp3 for SwiGluGrad {
     fn name(&self) -> &'static str {
@@ -185,18 +183,34 @@ impl CustomOp3 for SwiGluGrad {
             slice(up, up_layout)?,
             slice(g, g_layout)?,
         );
-        let d = last_dim(gate_layout);
-        Ok(rows_out(gate_layout, d, |row, out| {
+        let n = gate.len();
+        let d = last_dim(gate_layout).max(1);
+        let mut out = vec![0f32; 2 * n];
+        let (dgate, dup) = out.split_at_mut(n);
+        let row = |(row, (dgate, dup)): (usize, (&mut [f32], &mut [f32]))| {
             let range = row * d..(row + 1) * d;
             let (gate, up, g) = (&gate[range.clone()], &up[range.clone()], &g[range]);
-            for (((o, &x), &u), &g) in out.iter_mut().zip(gate).zip(up).zip(g) {
-                let (silu, slope) = silu_and_slope(x);
-                *o = if self.of_gate {
-                    g * u * slope
-                } else {
-                    g * silu
-                };
+            for i in 0..d {
+                let (silu, slope) = silu_and_slope(gate[i]);
+                dgate[i] = g[i] * up[i] * slope;
+                dup[i] = g[i] * silu;
             }
-        }))
+        };
+        if n >= super::PARALLEL_FROM {
+            dgate
+                .par_chunks_mut(d)
+                .zip(dup.par_chunks_mut(d))
+                .enumerate()
+                .for_each(row);
+        } else {
+            dgate
+                .chunks_mut(d)
+                .zip(dup.chunks_mut(d))
+                .enumerate()
+                .for_each(row);
+        }
+        let mut dims = vec![2];
+        dims.extend_from_slice(gate_layout.dims());
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
