@@ -78,10 +78,14 @@ pub fn token_logprobs(
         let zeros = Tensor::zeros((rows, 1), DType::F32, device)?;
         return Ok((zeros.clone(), entropy.then_some(zeros)));
     }
-    let logits = (logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)? / temperature)?;
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let targets = tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;
-    let picked = log_probs.gather(&targets, 2)?.squeeze(2)?;
+    // Position i predicts token i + 1; the last position's target is a placeholder.
+    let next: Vec<u32> = seqs
+        .iter()
+        .flat_map(|s| (1..=t).map(move |i| s.get(i).copied().unwrap_or(0)))
+        .collect();
+    let next = Tensor::from_vec(next, (rows, t), device)?;
+    let logits = logits.to_dtype(DType::F32)?;
+    let picked = crate::ops::target_logprobs(&logits, &next, temperature)?.narrow(1, 0, t - 1)?;
     let live: Vec<f32> = seqs
         .iter()
         .flat_map(|s| (1..t).map(move |i| if i < s.len() { 1.0 } else { 0.0 }))
@@ -90,6 +94,8 @@ pub fn token_logprobs(
     let front = Tensor::zeros((rows, 1), DType::F32, device)?;
     let pad = |x: Tensor| -> Result<Tensor> { Ok(Tensor::cat(&[&front, &(x * &live)?], 1)?) };
     let entropy = if entropy {
+        let tempered = (logits.narrow(1, 0, t - 1)? / temperature)?;
+        let log_probs = candle_nn::ops::log_softmax(&tempered, D::Minus1)?;
         let h = (log_probs.exp()? * &log_probs)?.sum(D::Minus1)?.neg()?;
         Some(pad(h)?)
     } else {

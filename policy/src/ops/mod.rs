@@ -1,13 +1,14 @@
 //! Fused CPU kernels that carry their own backward (candle's fused `softmax_last_dim`,
 //! `rms_norm` and `rope` have none): grouped-query attention, the linear layer, RMSNorm, the
-//! rotary embedding, the bias add and SwiGLU's gate. Each replaces several element-wise
-//! passes, copies and freshly allocated tensors by one pass forward and one backward. f32 on
-//! CPU only; anything else takes the composed ops, which give the same values (the tests
-//! compare both, forward and gradients).
+//! rotary embedding, the bias add, SwiGLU's gate and the targets' log-probs. Each replaces
+//! several element-wise passes, copies and freshly allocated tensors by one pass forward and
+//! one backward. f32 on CPU only; anything else takes the composed ops, which give the same
+//! values (the tests compare both, forward and gradients).
 
 mod attention;
 mod gemm;
 mod linear;
+mod logprobs;
 mod norm;
 mod rowwise;
 mod vmath;
@@ -19,6 +20,7 @@ use rayon::prelude::*;
 
 use attention::{FusedAttention, MaskValues};
 use linear::LinearNoBias;
+use logprobs::TargetLogprobs;
 use norm::RmsNorm;
 use rowwise::{AddBias, Rope, SwiGlu};
 
@@ -107,6 +109,27 @@ pub(crate) fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor>
             .apply_op2(&weight.contiguous()?, LinearNoBias)
     } else {
         candle_nn::Module::forward(&candle_nn::Linear::new(weight.clone(), None), x)
+    }
+}
+
+/// `log softmax(logits / temperature)` at each row's target: logits (…, V), targets (…) u32,
+/// every target < V. Differentiable in the logits.
+pub(crate) fn target_logprobs(
+    logits: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+) -> candle_core::Result<Tensor> {
+    if fused(logits) {
+        logits.contiguous()?.apply_op2(
+            &targets.contiguous()?,
+            TargetLogprobs {
+                temperature: temperature as f32,
+            },
+        )
+    } else {
+        candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?
+            .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
+            .squeeze(D::Minus1)
     }
 }
 
@@ -387,6 +410,19 @@ mod tests {
             let gate = (random(&[8, t, 96], 10) * 12.0).unwrap();
             let up = random(&[8, t, 96], 11);
             check(&[gate, up], |x| swiglu(&x[0], &x[1]).unwrap());
+        }
+    }
+
+    #[test]
+    fn fused_target_logprobs_match_the_composed_ops() {
+        // 2 × 400 rows of 50 is enough work for the parallel path.
+        for rows in [5, 400] {
+            let logits = (random(&[2, rows, 50], 12) * 4.0).unwrap();
+            let targets: Vec<u32> = (0..2 * rows as u32).map(|i| i * 7 % 50).collect();
+            let targets = Tensor::from_vec(targets, (2, rows), &Device::Cpu).unwrap();
+            check(&[logits], |x| {
+                target_logprobs(&x[0], &targets, 0.7).unwrap()
+            });
         }
     }
 
