@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::adamw::AdamW;
 use crate::error::LearnerError;
 use crate::schedule::ScheduleState;
+use policy::optim::AdamW;
 
 /// What `state.json` holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

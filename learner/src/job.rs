@@ -16,7 +16,6 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use tokio::sync::{Notify, broadcast, watch};
 
-use crate::adamw::AdamW;
 use crate::advantage::{episode_return, group_advantages};
 use crate::broadcast::Published;
 use crate::checkpoint::{self, CheckpointState};
@@ -28,6 +27,7 @@ use crate::pool::{Pool, RegisteredEnv};
 use crate::record::IterationRecord;
 use crate::schedule::{ScheduleState, Scheduler};
 use crate::update::{Item, optimizer, step};
+use policy::optim::AdamW;
 
 /// How a learner starts.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,6 @@
 //!   tip segments out; behaviour log-probs stay those recorded with tips).
 //! - [`advantage`]: returns and GRPO group advantages.
 //! - [`loss`]: the clipped, dual-clipped, low-probability-masked token-mean loss.
-//! - [`adamw`]: AdamW whose state can be checkpointed.
 //! - [`update`]: one optimizer step over a minibatch (AdamW with gradient-norm clipping).
 //!
 //! Service:
@@ -22,7 +21,6 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-pub mod adamw;
 pub mod advantage;
 pub mod bench;
 pub mod broadcast;

@@ -7,10 +7,10 @@ use policy::Policy;
 use policy::score::token_logprobs;
 use serde::{Deserialize, Serialize};
 
-use crate::adamw::AdamW;
 use crate::error::LearnerError;
 use crate::loss::{LossConfig, LossStats, empo2_loss};
 use crate::pack::Packed;
+use policy::optim::AdamW;
 
 /// `[learner.optim]`: AdamW and gradient clipping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ impl Default for OptimConfig {
 
 /// AdamW over every parameter of a policy.
 pub fn optimizer(policy: &Policy, cfg: &OptimConfig) -> Result<AdamW, LearnerError> {
-    AdamW::new(&policy.vars, cfg.lr, cfg.weight_decay)
+    Ok(AdamW::new(&policy.vars, cfg.lr, cfg.weight_decay)?)
 }
 
 /// A packed episode with its advantage.

@@ -4,11 +4,11 @@
 
 use std::time::Instant;
 
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::SeedableRng;
 
 use crate::Policy;
 use crate::error::Result;
+use crate::optim::AdamW;
 use crate::sample::{SamplingParams, Session};
 use crate::score::token_logprobs;
 
@@ -67,18 +67,12 @@ pub fn run(
         .map(|r| (0..train_tokens).map(|i| token(i * 3 + r)).collect())
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let mut opt = AdamW::new(
-        policy.vars.all_vars(),
-        ParamsAdamW {
-            lr: 1e-4,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut opt = AdamW::new(&policy.vars, 1e-4, 0.01)?;
     let mut step = || -> Result<f64> {
         let start = Instant::now();
         let (lp, _) = token_logprobs(&policy.model, &refs, 1.0, false)?;
         let loss = (lp.sum_all()?.neg()? / (rows * train_tokens) as f64)?;
-        opt.backward_step(&loss)?;
+        opt.step(&loss.backward()?)?;
         Ok(start.elapsed().as_secs_f64())
     };
     step()?;

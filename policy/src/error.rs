@@ -14,6 +14,9 @@ pub enum PolicyError {
     /// was left unchanged.
     #[error("weights: {0}")]
     Weights(String),
+    /// Optimizer state could not be written or read back; nothing was changed.
+    #[error("optimizer state: {0}")]
+    Optimizer(String),
     /// The tokenizer failed to load or run.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -6,6 +6,7 @@
 //! - [`sample`]: the one generation loop — batched, KV-cached sessions with log-probs.
 //! - [`score`]: log-probs (and entropy) of packed sequences for the learner.
 //! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
+//! - [`optim`]: AdamW, updating in place, with its state saved and loaded.
 //! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
 //! - [`bench`]: the `empo2 bench policy` figures.
 //! - `cache`, `mask`: the KV cache and attention masks; `ops`: fused CPU kernels with backward.
@@ -20,6 +21,7 @@ pub mod init;
 mod mask;
 pub mod models;
 mod ops;
+pub mod optim;
 pub mod sample;
 pub mod score;
 pub mod tokenizer;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use policy::optim::AdamW;
 use policy::score::token_logprobs;
 
 #[test]
@@ -62,16 +62,11 @@ fn adamw_steps_raise_the_logprob_of_rewarded_tokens() {
         lp.sum_all().unwrap().to_scalar::<f32>().unwrap() / (rewarded.len() - 1) as f32
     };
     let before = mean_logprob();
-    let params = ParamsAdamW {
-        lr: 3e-3,
-        weight_decay: 0.01,
-        ..ParamsAdamW::default()
-    };
-    let mut opt = AdamW::new(policy.vars.all_vars(), params).unwrap();
+    let mut opt = AdamW::new(&policy.vars, 3e-3, 0.01).unwrap();
     for _ in 0..5 {
         let (lp, _) = token_logprobs(&policy.model, &[&rewarded], 1.0, false).unwrap();
         let loss = (lp.sum_all().unwrap().neg().unwrap() / (rewarded.len() - 1) as f64).unwrap();
-        opt.backward_step(&loss).unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
     }
     let after = mean_logprob();
     eprintln!("mean log-prob of the rewarded tokens: {before:.3} → {after:.3}");

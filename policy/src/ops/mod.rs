@@ -2,9 +2,10 @@
 //! `rms_norm` and `rope` have none): grouped-query attention, the linear layer, RMSNorm, the
 //! rotary embedding, the bias add, SwiGLU's gate and the targets' log-probs. Each replaces
 //! several element-wise passes, copies and freshly allocated tensors by one pass forward and
-//! one backward. f32 on CPU only; anything else takes the composed ops, which give the same
+//! one backward. AdamW's update runs in place, allocating nothing. f32 on CPU only; anything else takes the composed ops, which give the same
 //! values (the tests compare both, forward and gradients).
 
+mod adamw;
 mod attention;
 mod gemm;
 mod linear;
@@ -15,9 +16,10 @@ mod vmath;
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, D, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, D, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
+use adamw::{Moment, ParamStep};
 use attention::{FusedAttention, MaskValues};
 use linear::LinearNoBias;
 use logprobs::TargetLogprobs;
@@ -185,8 +187,78 @@ pub(crate) fn rope(x: &Tensor, angles: &RopeAngles) -> candle_core::Result<Tenso
     }
 }
 
+/// One AdamW step's settings; `step` counts from 1 (it sets the bias corrections).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamWStep {
+    pub(crate) lr: f64,
+    pub(crate) weight_decay: f64,
+    pub(crate) beta1: f64,
+    pub(crate) beta2: f64,
+    pub(crate) eps: f64,
+    pub(crate) step: u64,
+}
+
+/// Updates `param` and its moments `first` and `second` in place from `grad` by one AdamW
+/// step (decoupled weight decay, bias-corrected moments).
+pub(crate) fn adamw(
+    param: &Var,
+    first: &Var,
+    second: &Var,
+    grad: &Tensor,
+    s: &AdamWStep,
+) -> candle_core::Result<()> {
+    let t = i32::try_from(s.step).unwrap_or(i32::MAX);
+    let first_scale = 1.0 / (1.0 - s.beta1.powi(t));
+    let second_scale = 1.0 / (1.0 - s.beta2.powi(t));
+    let decay = 1.0 - s.lr * s.weight_decay;
+    if [
+        param.as_tensor(),
+        first.as_tensor(),
+        second.as_tensor(),
+        grad,
+    ]
+    .into_iter()
+    .all(fused)
+    {
+        let grad = grad.contiguous()?;
+        for (moment, beta, squared) in [(first, s.beta1, false), (second, s.beta2, true)] {
+            let beta = beta as f32;
+            moment.inplace_op2(&grad, &Moment { beta, squared })?;
+        }
+        let step = ParamStep {
+            lr: s.lr as f32,
+            decay: decay as f32,
+            first_scale: first_scale as f32,
+            second_scale: second_scale as f32,
+            eps: s.eps as f32,
+        };
+        return param.inplace_op3(first, second, &step);
+    }
+    let m = ((first.as_tensor() * s.beta1)? + (grad * (1.0 - s.beta1))?)?;
+    let v = ((second.as_tensor() * s.beta2)? + (grad.sqr()? * (1.0 - s.beta2))?)?;
+    let adjusted = ((&m * first_scale)? / ((&v * second_scale)?.sqrt()? + s.eps)?)?;
+    let next = ((param.as_tensor() * decay)? - (adjusted * s.lr)?)?;
+    first.set(&m)?;
+    second.set(&v)?;
+    param.set(&next)
+}
+
 fn fused(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The f32 data of a contiguous CPU storage, to write in place.
+fn slice_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("fused op: the storage is not f32")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("fused op: the output is not contiguous"),
+    }
 }
 
 /// The f32 data of a contiguous CPU storage.

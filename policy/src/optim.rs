@@ -1,6 +1,7 @@
 //! AdamW (decoupled weight decay) over a policy's named variables, with its state — both
 //! moments of every variable and the step count — saved to and loaded from safetensors, so a
-//! resumed run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`.
+//! resumed run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`,
+//! run in place on f32 CPU tensors.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::error::LearnerError;
+use crate::error::{PolicyError, Result};
+use crate::ops::{self, AdamWStep};
 
 const STEP_KEY: &str = "empo2.adamw_step";
 const BETA1: f64 = 0.9;
@@ -34,7 +36,7 @@ pub struct AdamW {
 
 impl AdamW {
     /// Zero moments for every variable of `vars`.
-    pub fn new(vars: &VarMap, lr: f64, weight_decay: f64) -> Result<Self, LearnerError> {
+    pub fn new(vars: &VarMap, lr: f64, weight_decay: f64) -> Result<Self> {
         let data = vars.data().lock().expect("varmap lock");
         let mut slots = Vec::with_capacity(data.len());
         for (name, var) in data.iter() {
@@ -61,27 +63,26 @@ impl AdamW {
     }
 
     /// One update from `grads`; variables without a gradient are left alone.
-    pub fn step(&mut self, grads: &GradStore) -> Result<(), LearnerError> {
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
-        let t = self.step as i32;
-        let scale_first = 1.0 / (1.0 - BETA1.powi(t));
-        let scale_second = 1.0 / (1.0 - BETA2.powi(t));
+        let step = AdamWStep {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            beta1: BETA1,
+            beta2: BETA2,
+            eps: EPS,
+            step: self.step,
+        };
         for slot in &self.slots {
-            let theta = slot.var.as_tensor();
-            let Some(g) = grads.get(theta) else { continue };
-            let first = ((slot.first.as_tensor() * BETA1)? + (g * (1.0 - BETA1))?)?;
-            let second = ((slot.second.as_tensor() * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let adjusted = ((&first * scale_first)? / ((&second * scale_second)?.sqrt()? + EPS)?)?;
-            let next = ((theta * (1.0 - self.lr * self.weight_decay))? - (adjusted * self.lr)?)?;
-            slot.first.set(&first)?;
-            slot.second.set(&second)?;
-            slot.var.set(&next)?;
+            if let Some(grad) = grads.get(slot.var.as_tensor()) {
+                ops::adamw(&slot.var, &slot.first, &slot.second, grad, &step)?;
+            }
         }
         Ok(())
     }
 
     /// Writes both moments of every variable and the step count to `path`.
-    pub fn save(&self, path: &Path) -> Result<(), LearnerError> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.slots.len());
         for slot in &self.slots {
             tensors.push((format!("m.{}", slot.name), slot.first.as_tensor().clone()));
@@ -93,13 +94,13 @@ impl AdamW {
             Some(metadata),
             path,
         )
-        .map_err(|e| LearnerError::Checkpoint(format!("write {}: {e}", path.display())))
+        .map_err(|e| PolicyError::Optimizer(format!("write {}: {e}", path.display())))
     }
 
     /// Loads the state written by [`AdamW::save`]; every moment must be there with its
     /// variable's shape, or nothing changes.
-    pub fn load(&mut self, path: &Path) -> Result<(), LearnerError> {
-        let bad = |m: String| LearnerError::Checkpoint(format!("{}: {m}", path.display()));
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let bad = |m: String| PolicyError::Optimizer(format!("{}: {m}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;

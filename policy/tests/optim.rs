@@ -1,9 +1,10 @@
 //! Our AdamW takes the same steps as candle's, and its saved state resumes the same
-//! trajectory: a run stopped and resumed from a checkpoint continues exactly.
+//! trajectory: a run stopped and resumed from a checkpoint continues exactly. Large tensors
+//! take the in-place kernels in parallel chunks; f64 takes the composed ops.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
-use learner::adamw::AdamW;
+use policy::optim::AdamW;
 
 fn vars(seed: f32) -> VarMap {
     let map = VarMap::new();
@@ -113,4 +114,66 @@ fn saved_state_resumes_the_same_trajectory() {
         opt3.step(&loss(&cold).backward().unwrap()).unwrap();
     }
     assert_ne!(values(&cold), values(&straight));
+}
+
+/// On a large tensor too (the kernels split it into parallel chunks), and in f64 (the
+/// composed ops).
+#[test]
+fn takes_the_same_steps_on_large_and_f64_tensors() {
+    for dtype in [DType::F32, DType::F64] {
+        let ours = VarMap::new();
+        let theirs = VarMap::new();
+        let values: Vec<f32> = (0..40_000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
+        let init = Tensor::from_vec(values, (200, 200), &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        for map in [&ours, &theirs] {
+            let var = Var::from_tensor(&init).unwrap();
+            map.data().lock().unwrap().insert("w".into(), var);
+        }
+        let mut our_opt = AdamW::new(&ours, 1e-2, 0.1).unwrap();
+        let params = ParamsAdamW {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            ..ParamsAdamW::default()
+        };
+        let mut their_opt = candle_nn::AdamW::new(theirs.all_vars(), params).unwrap();
+        // A loss whose gradient changes each step: Σ sin(w) ⊙ w.
+        let loss = |map: &VarMap| {
+            let w = map.data().lock().unwrap()["w"].as_tensor().clone();
+            (w.sin().unwrap() * &w).unwrap().sum_all().unwrap()
+        };
+        for _ in 0..4 {
+            our_opt.step(&loss(&ours).backward().unwrap()).unwrap();
+            their_opt.backward_step(&loss(&theirs)).unwrap();
+        }
+        let get = |map: &VarMap| map.data().lock().unwrap()["w"].as_tensor().clone();
+        let diff = (get(&ours) - get(&theirs))
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let moved = (get(&ours) - &init)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(moved > 1.0, "{dtype:?}: the parameters did not move");
+        assert!(diff < 1e-5, "{dtype:?}: differs from candle-nn by {diff}");
+    }
 }
