@@ -1,6 +1,7 @@
 //! Assembles the configuration of every service from layers: defaults → TOML file →
 //! `EMPO2__SECTION__KEY` environment variables (as docker compose and Kubernetes set them)
-//! → command-line flags (applied by each subcommand). Each crate owns its config struct.
+//! → command-line flags (applied by each subcommand). Each section belongs to the crate that
+//! reads it; this file only assembles them.
 
 use std::path::Path;
 
@@ -18,8 +19,17 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// `[env]`: the built-in environment server.
     pub env: envs::server::ServerConfig,
-    /// `[train]`: the training job (`empo2 train | learner | actor | eval`).
+    /// `[policy]`: the model trained, its device and dtype (the learner's and `empo2 eval`'s;
+    /// actors build what the learner sends).
+    pub policy: policy::PolicyConfig,
+    /// `[train]`: the learner's job.
     pub train: learner::TrainConfig,
+    /// `[actor]`: what a rollout actor decides for itself.
+    pub actor: actor::ActorConfig,
+    /// `[eval]`: the evaluation on the test variations (`empo2 train | eval | experiment`).
+    pub eval: crate::train::EvalConfig,
+    /// `[local]`: the one-process job of `empo2 train`.
+    pub local: crate::train::LocalConfig,
     /// `[experiment]`: arms × seeds for `empo2 experiment` (each arm overrides `[train]`).
     pub experiment: crate::experiment::config::ExperimentConfig,
 }
@@ -40,6 +50,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     for (var, key) in [
         ("EMPO2__MEMORY__AUTH_TOKEN", "memory.auth_token"),
         ("EMPO2__TRAIN__AUTH_TOKEN", "train.auth_token"),
+        ("EMPO2__ENV__AUTH_TOKEN", "env.auth_token"),
     ] {
         if let Ok(token) = std::env::var(var) {
             figment = figment.merge(Serialized::default(key, token));

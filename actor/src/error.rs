@@ -43,10 +43,7 @@ impl ActorError {
         match self {
             ActorError::MemoryUnavailable { .. }
             | ActorError::Env(envs::EnvError::Unavailable { .. }) => true,
-            ActorError::Memory { status, .. } => matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-            ),
+            ActorError::Memory { status, .. } => empo2_proto::server::is_unreachable(status),
             _ => false,
         }
     }

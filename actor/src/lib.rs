@@ -1,30 +1,36 @@
 //! The EMPO² rollout actor (ARCHITECTURE.md, "Actor").
 //!
+//! - [`config`]: `[actor]`, the actor's own settings.
 //! - [`prompt`]: the ChatML pieces of an episode, each tokenised on its own as a segment.
 //! - [`memory`]: the tip memory client — retrieve tips, novelty rewards, insert entries.
-//! - [`tip`]: the `summary` tip writer.
-//! - [`rollout`]: plays one group of N episodes, batched, with the KV cache kept across turns.
-//! - [`wire`]: leases in, trajectories out.
+//! - [`rollout`]: plays one group of N episodes, batched, with the KV cache kept across turns;
+//!   `transcript` is one episode in progress, `timing` the group's time split.
+//! - [`tip`]: the tip writers (`summary`, `policy`).
+//! - [`lease`]: a lease → the group to play.
 //! - [`weights`]: follows the learner's weight broadcast.
 //! - [`worker`]: the actor's loop against a learner, with reconnection.
 //! - [`backoff`]: exponential backoff.
+//!
+//! What an actor sends — trajectories and their wire form — is the `trajectory` crate's.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod config;
 mod error;
+pub mod lease;
 pub mod memory;
 pub mod prompt;
 pub mod rollout;
+pub mod timing;
 pub mod tip;
+mod transcript;
 pub mod weights;
-pub mod wire;
 pub mod worker;
 
+pub use config::ActorConfig;
 pub use error::ActorError;
 pub use memory::MemoryClient;
-pub use rollout::{GroupSpec, Played, Sampling, play_group};
+pub use rollout::{GroupSpec, Sampling, play_group};
+pub use tip::TipWriter;
 pub use worker::{ActorOptions, run};
-
-/// Largest gRPC message an actor sends or accepts (the learner's limit).
-pub const MAX_MESSAGE_BYTES: usize = learner::service::MAX_MESSAGE_BYTES;

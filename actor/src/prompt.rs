@@ -9,9 +9,9 @@
 //! action   {sampled tokens}<|im_end|>
 //! ```
 
-use learner::{Segment, SegmentKind};
 use policy::ChatTokenizer;
 use policy::tokenizer::chatml;
+use trajectory::{Segment, SegmentKind};
 
 use crate::error::ActorError;
 

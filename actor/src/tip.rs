@@ -1,7 +1,76 @@
-//! Tips (ALGORITHM.md §3): the `summary` writer — a deterministic sentence about what an
-//! episode tried, what changed the score and how far it got, for small models that cannot yet
-//! write tips themselves — and [`one_line`], which tidies what the `policy` writer wrote (the
-//! policy writes in `rollout`, where the episode's KV cache is). Under 100 words.
+//! Tips (ALGORITHM.md §3), under 100 words, by one of two writers: `summary`, a
+//! deterministic sentence about what an episode tried, what changed the score and how far it
+//! got, for small models that cannot yet write tips themselves; or `policy`, the policy's own
+//! answer to a reflection turn appended to the episode it just played (its KV cache is still
+//! in the sampling session), tidied by [`one_line`].
+
+use policy::Policy;
+use policy::sample::{SamplingParams, Session};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ActorError;
+use crate::prompt;
+use crate::transcript::Transcript;
+
+/// Who writes the tip at the end of a training episode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TipWriter {
+    /// A deterministic summary of the trajectory, for small models that cannot yet write.
+    #[default]
+    Summary,
+    /// The current policy, given the whole episode and a reflection instruction.
+    Policy,
+}
+
+/// Most tokens of a tip written by the policy.
+const TIP_TOKENS: usize = 96;
+
+/// The tip of each episode: the `summary` writer's, or the policy's answer to a reflection
+/// turn appended to the episode in `session`. An episode whose context has no room, or whose
+/// answer is empty, gets the summary.
+pub(crate) fn write(
+    writer: TipWriter,
+    policy: &Policy,
+    session: &mut Session<'_>,
+    transcripts: &[Transcript],
+    params: &SamplingParams,
+    rng: &mut StdRng,
+) -> Result<Vec<String>, ActorError> {
+    let summaries: Vec<String> = transcripts.iter().map(Transcript::summary).collect();
+    if writer == TipWriter::Summary {
+        return Ok(summaries);
+    }
+    let tok = &policy.tokenizer;
+    let context = policy.model.config().max_position_embeddings;
+    let mut chunks = Vec::with_capacity(transcripts.len());
+    for (r, t) in transcripts.iter().enumerate() {
+        let chunk = tok.encode(&prompt::reflection(t.score, t.success()))?;
+        let fits = session.lengths()[r] + chunk.len() + TIP_TOKENS <= context;
+        chunks.push(if fits { chunk } else { Vec::new() });
+    }
+    let active: Vec<bool> = chunks.iter().map(|c| !c.is_empty()).collect();
+    if !active.contains(&true) {
+        return Ok(summaries);
+    }
+    session.extend(&chunks)?;
+    let params = SamplingParams {
+        max_tokens: TIP_TOKENS,
+        ..params.clone()
+    };
+    let generations = session.generate(&params, &active, rng)?;
+    let mut tips = Vec::with_capacity(transcripts.len());
+    for ((generation, summary), active) in generations.into_iter().zip(summaries).zip(active) {
+        let end = generation.tokens.len() - usize::from(generation.stopped);
+        let text = match active {
+            true => one_line(&tok.decode(&generation.tokens[..end])?),
+            false => String::new(),
+        };
+        tips.push(if text.is_empty() { summary } else { text });
+    }
+    Ok(tips)
+}
 
 /// One step of a finished episode, as the writer sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use empo2_proto::auth::AuthChannel;
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
-use learner::broadcast::{Assembler, Published};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
+use trajectory::{Assembler, Published};
 
 use crate::backoff::Backoff;
 

@@ -1,17 +1,17 @@
-//! The actor's loop (ARCHITECTURE.md, "Actor"): lease a group, load the newest weights, play
+//! The actor's loop (ARCHITECTURE.md, "Actor"): lease a group, load the newest weights (into
+//! the model the learner says it trains, built on first use and rebuilt when it changes), play
 //! the group, push its trajectories, and again. Every service may go away: the learner, the
 //! memory service and environments are reconnected with backoff; a group that cannot be
 //! played or pushed whole is abandoned (its lease expires and the learner leases it again),
 //! never sent in part.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use empo2_proto::auth::AuthChannel;
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
-use envs::{EnvClient, Environment};
+use envs::EnvClient;
 use policy::Policy;
 use tokio_stream::StreamExt;
 use tracing::Instrument;
@@ -20,7 +20,8 @@ use crate::backoff::Backoff;
 use crate::error::ActorError;
 use crate::memory::MemoryClient;
 use crate::rollout::play_group;
-use crate::{weights, wire};
+use crate::tip::TipWriter;
+use crate::{lease, weights};
 
 /// Where an actor finds its services.
 #[derive(Debug, Clone)]
@@ -36,20 +37,27 @@ pub struct ActorOptions {
     /// Bearer token the tip memory service requires (`[memory] auth_token`).
     pub memory_token: Option<String>,
     /// Who writes the tips at the end of each episode.
-    pub tip_writer: learner::config::TipWriter,
+    pub tip_writer: TipWriter,
 }
 
 /// Runs the actor until `shutdown` resolves. Errors are logged and retried, so this returns
 /// only on shutdown.
-pub async fn run(policy: Policy, options: ActorOptions, shutdown: impl Future<Output = ()>) {
+pub async fn run(options: ActorOptions, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     tokio::select! {
-        () = work(policy, &options) => {}
+        () = work(&options) => {}
         () = &mut shutdown => tracing::info!(actor = %options.id, "actor stopping"),
     }
 }
 
-async fn work(policy: Policy, options: &ActorOptions) {
+/// The policy an actor holds: the learner's model, at a weights version.
+struct Held {
+    policy: Policy,
+    model_id: String,
+    version: Option<u64>,
+}
+
+async fn work(options: &ActorOptions) {
     let url = empo2_proto::url(&options.learner);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut learner = loop {
@@ -62,8 +70,8 @@ async fn work(policy: Policy, options: &ActorOptions) {
         {
             Ok(channel) => {
                 break LearnerClient::new(channel)
-                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(crate::MAX_MESSAGE_BYTES);
+                    .max_decoding_message_size(trajectory::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(trajectory::MAX_MESSAGE_BYTES);
             }
             Err(message) => {
                 tracing::warn!(learner = %url, %message, "learner unreachable; retrying");
@@ -72,13 +80,13 @@ async fn work(policy: Policy, options: &ActorOptions) {
         }
     };
     let mut newest = weights::follow(learner.clone());
-    let mut version: Option<u64> = None;
+    let mut held: Option<Held> = None;
     let mut services = Services::new(options.memory.clone(), options.memory_token.clone());
     tracing::info!(actor = %options.id, learner = %url, "actor started");
     loop {
         let request = pb::LeaseRequest {
             actor_id: options.id.clone(),
-            policy_version: version.unwrap_or(0),
+            policy_version: held.as_ref().and_then(|h| h.version).unwrap_or(0),
         };
         let lease = match learner.lease(request).await {
             Ok(response) => response.into_inner(),
@@ -96,23 +104,25 @@ async fn work(policy: Policy, options: &ActorOptions) {
             .await;
             continue;
         }
-        if let Err(err) =
-            load_weights(&policy, &mut newest, &mut version, lease.policy_version).await
-        {
-            tracing::warn!(%err, "cannot load weights; the group is left to expire");
-            continue;
-        }
+        let loaded = load_weights(&mut learner, &mut newest, &mut held, lease.policy_version);
+        let (policy, version) = match loaded.await {
+            Ok(held) => (&held.policy, held.version.unwrap_or(0)),
+            Err(err) => {
+                tracing::warn!(%err, "cannot load weights; the group is left to expire");
+                continue;
+            }
+        };
         let span = tracing::info_span!("lease", lease = %lease.lease_id, task = %lease.task, variation = lease.variation);
         let deadline = std::time::UNIX_EPOCH + Duration::from_millis(lease.deadline_unix_ms);
         // A service down for a moment (a memory restart) costs a replay of the group, not the
         // lease: only whole groups are pushed, so playing it again from the start is safe.
         loop {
             let played = play_and_push(
-                &policy,
+                policy,
                 &mut learner,
                 &mut services,
                 &lease,
-                version.unwrap_or(0),
+                version,
                 options.tip_writer,
             );
             let err = match played.instrument(span.clone()).await {
@@ -132,39 +142,76 @@ async fn work(policy: Policy, options: &ActorOptions) {
     }
 }
 
-/// Loads the newest received weights into `policy` if they are newer than what it holds,
-/// first waiting (up to a minute) for the version the lease asks for.
-async fn load_weights(
-    policy: &Policy,
+/// Loads the newest received weights if they are newer than what the actor holds — into a
+/// model built from the learner's `Model` answer when the weights are of another model than
+/// the one held — first waiting (up to a minute) for the version the lease asks for.
+async fn load_weights<'h>(
+    learner: &mut LearnerClient<AuthChannel>,
     newest: &mut weights::Newest,
-    version: &mut Option<u64>,
+    held: &'h mut Option<Held>,
     wanted: u64,
-) -> Result<(), ActorError> {
+) -> Result<&'h Held, ActorError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let published = newest.borrow_and_update().clone();
         if let Some(p) = published {
-            if *version != Some(p.version) {
+            if held.as_ref().is_none_or(|h| h.model_id != p.model_id) {
+                *held = Some(build(learner, &p.model_id).await?);
+            }
+            let current = held.as_mut().expect("built above");
+            if current.version != Some(p.version) {
                 let bytes = p.bytes.clone();
                 tokio::task::block_in_place(|| {
-                    policy::weights::load_safetensors(&policy.vars, &bytes)
+                    policy::weights::load_safetensors(&current.policy.vars, &bytes)
                 })?;
-                *version = Some(p.version);
+                current.version = Some(p.version);
                 tracing::info!(version = p.version, "weights loaded");
                 metrics::gauge!("empo2_actor_policy_version").set(p.version as f64);
             }
             if p.version >= wanted {
-                return Ok(());
+                return Ok(held.as_ref().expect("built above"));
             }
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
+            let have = held.as_ref().and_then(|h| h.version);
             return Err(ActorError::Weights(format!(
-                "version {wanted} was not received within a minute (have {version:?})"
+                "version {wanted} was not received within a minute (have {have:?})"
             )));
         }
         tokio::time::timeout(remaining, newest.changed()).await.ok();
     }
+}
+
+/// Builds the model the learner trains, which must be the model `model_id` names.
+async fn build(
+    learner: &mut LearnerClient<AuthChannel>,
+    model_id: &str,
+) -> Result<Held, ActorError> {
+    let answer = learner
+        .model(pb::ModelRequest {})
+        .await
+        .map_err(ActorError::Learner)?;
+    let spec = trajectory::wire::model_from_pb(answer.into_inner())
+        .map_err(|e| ActorError::Weights(e.to_string()))?;
+    if spec.id != model_id {
+        return Err(ActorError::Weights(format!(
+            "the learner now trains model {}, not {model_id}; waiting for its weights",
+            spec.id
+        )));
+    }
+    let architecture = policy::Architecture {
+        config_json: spec.config_json,
+        tokenizer_json: spec.tokenizer_json,
+    };
+    let policy =
+        tokio::task::block_in_place(|| Policy::build(&architecture, &candle_core::Device::Cpu))?;
+    tracing::info!(model = %spec.id, parameters = policy.parameter_count(), "model built");
+    Ok(Held {
+        policy,
+        model_id: spec.id,
+        version: None,
+    })
 }
 
 async fn play_and_push(
@@ -173,26 +220,36 @@ async fn play_and_push(
     services: &mut Services,
     lease: &pb::LeaseResponse,
     version: u64,
-    tip_writer: learner::config::TipWriter,
+    tip_writer: TipWriter,
 ) -> Result<(), ActorError> {
-    let spec = wire::group_spec(lease, tip_writer).map_err(ActorError::Lease)?;
+    let spec = lease::group_spec(lease, version, tip_writer).map_err(ActorError::Lease)?;
     let started = Instant::now();
     let mut memory = services.memory().await?;
-    if spec.mode != learner::Mode::Plain && memory.is_none() {
+    if spec.mode != trajectory::Mode::Plain && memory.is_none() {
         return Err(ActorError::Lease(
             "a memory-mode group needs a memory service (--memory)".into(),
         ));
     }
     let env = services.env(&lease.environment_endpoint).await?;
     let outcome = play_group(policy, env, memory.as_mut(), &spec).await;
-    let (played, timing) = match outcome {
+    let (mut played, timing) = match outcome {
         Ok(done) => done,
         Err(err) => {
             services.forget(&lease.environment_endpoint, &err);
             return Err(err);
         }
     };
-    let trajectories = wire::trajectories(lease, version, played, &timing, started.elapsed());
+    // Episode 0 carries the group's time split.
+    if let Some(first) = played.first_mut() {
+        first.rollout.sampling = timing.sampling;
+        first.rollout.environment = timing.environment;
+        first.rollout.memory = timing.memory;
+        first.rollout.wall = started.elapsed();
+    }
+    let trajectories: Vec<pb::Trajectory> = played
+        .into_iter()
+        .map(trajectory::wire::trajectory_to_pb)
+        .collect();
     metrics::counter!("empo2_actor_episodes_total").increment(trajectories.len() as u64);
     metrics::counter!("empo2_actor_sampled_tokens_total").increment(timing.tokens as u64);
     metrics::histogram!("empo2_actor_group_seconds").record(started.elapsed().as_secs_f64());
@@ -261,7 +318,7 @@ impl Services {
     async fn env(&mut self, endpoint: &str) -> Result<&mut EnvClient, ActorError> {
         if !self.envs.contains_key(endpoint) {
             let client = if endpoint.is_empty() {
-                serve_builtin().await?
+                envs::serve_loopback().await?
             } else {
                 EnvClient::connect(endpoint).await?
             };
@@ -288,22 +345,4 @@ impl Services {
             _ => {}
         }
     }
-}
-
-/// The built-in worlds served on a free loopback port, and a client for them.
-pub async fn serve_builtin() -> Result<EnvClient, ActorError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| ActorError::Lease(format!("cannot serve the built-in worlds: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ActorError::Lease(format!("cannot serve the built-in worlds: {e}")))?;
-    let env: Arc<dyn Environment> = Arc::new(envs::Builtin::new());
-    tokio::spawn(envs::serve(
-        listener,
-        env,
-        Default::default(),
-        std::future::pending(),
-    ));
-    Ok(EnvClient::connect(&addr.to_string()).await?)
 }

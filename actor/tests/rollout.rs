@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
+use actor::TipWriter;
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
 use envs::EnvClient;
-use learner::config::TipWriter;
-use learner::{Mode, SegmentKind};
 use memory_service::MemoryConfig;
 use memory_service::config::EmbedderKind;
 use policy::init::{Preset, init_policy};
+use trajectory::{LeaseRef, Mode, SegmentKind};
 
 async fn serve_env() -> EnvClient {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,9 +48,12 @@ async fn serve_memory(dir: &std::path::Path) -> MemoryClient {
 
 fn spec(mode: Mode, seed: u64) -> GroupSpec {
     GroupSpec {
-        task: "find-animal".into(),
-        variation: 3,
-        slot: "find-animal/3".into(),
+        lease: LeaseRef {
+            task: "find-animal".into(),
+            variation: 3,
+            slot: "find-animal/3".into(),
+            ..LeaseRef::default()
+        },
         mode,
         group_size: 4,
         seed,
@@ -81,9 +84,9 @@ async fn groups_play_with_tips_and_without() {
     assert_eq!(first.len(), 4);
     for p in &first {
         p.episode.validate(vocab).unwrap();
-        assert!(p.steps >= 1 && p.steps <= 6);
-        assert_eq!(p.episode.extrinsic.len(), p.steps);
-        assert_eq!(p.episode.intrinsic.len(), p.steps);
+        assert!(p.rollout.steps >= 1 && p.rollout.steps <= 6);
+        assert_eq!(p.episode.extrinsic.len(), p.rollout.steps as usize);
+        assert_eq!(p.episode.intrinsic.len(), p.rollout.steps as usize);
         assert!(
             p.episode.intrinsic.iter().all(|r| *r > 0.0 && *r <= 1.0),
             "novelty rewards 1/(n+1)"
@@ -94,9 +97,12 @@ async fn groups_play_with_tips_and_without() {
             .iter()
             .filter(|s| s.kind == SegmentKind::Action)
             .count();
-        assert_eq!(actions, p.steps);
+        assert_eq!(actions, p.rollout.steps as usize);
         assert!(p.tip.contains("final score"), "{}", p.tip);
-        assert!(p.retrievals >= p.steps, "one retrieval per turn");
+        assert!(
+            p.rollout.retrievals >= p.rollout.steps,
+            "one retrieval per turn"
+        );
     }
     assert!(timing.tokens > 0 && timing.memory > std::time::Duration::ZERO);
     eprintln!(
@@ -107,7 +113,7 @@ async fn groups_play_with_tips_and_without() {
     let (second, _) = play_group(&policy, &mut env, Some(&mut memory), &spec(Mode::MemOn, 2))
         .await
         .unwrap();
-    let shown: usize = second.iter().map(|p| p.tips_shown).sum();
+    let shown: u32 = second.iter().map(|p| p.rollout.tips_shown).sum();
     assert!(
         shown > 0,
         "the second group retrieves the first group's tips"
@@ -125,7 +131,7 @@ async fn groups_play_with_tips_and_without() {
         .await
         .unwrap();
     for p in &plain {
-        assert_eq!(p.retrievals, 0);
+        assert_eq!(p.rollout.retrievals, 0);
         assert!(
             p.episode
                 .segments

@@ -68,7 +68,7 @@ pub struct StepOutcome {
 }
 
 /// A text environment: a set of tasks, each with train/test variations. Implementations are
-/// shared between threads; each episode is its own [`Episode`].
+/// shared between threads; each episode is its own [`LiveEpisode`].
 pub trait Environment: Send + Sync + 'static {
     /// Environment name, e.g. `builtin`.
     fn name(&self) -> &str;
@@ -76,12 +76,12 @@ pub trait Environment: Send + Sync + 'static {
     fn tasks(&self) -> &[TaskInfo];
     /// Starts an episode. Fails with [`EnvError::UnknownTask`] / [`EnvError::UnknownVariation`]
     /// / [`EnvError::InvalidOption`] on bad input.
-    fn reset(&self, spec: &ResetSpec) -> Result<Box<dyn Episode>, EnvError>;
+    fn reset(&self, spec: &ResetSpec) -> Result<Box<dyn LiveEpisode>, EnvError>;
 }
 
 /// One running episode. The shared rules (step budget, limits, no step after the end) are
 /// applied by [`crate::Session`]; an episode only plays its world.
-pub trait Episode: Send {
+pub trait LiveEpisode: Send {
     /// The current observation (after reset: the first one).
     fn observation(&self) -> &Observation;
     /// The current score.

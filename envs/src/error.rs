@@ -90,12 +90,7 @@ impl EnvError {
     pub fn from_status(endpoint: &str, status: Status) -> Self {
         let endpoint = endpoint.to_string();
         let message = status.message().to_string();
-        // A refused or torn connection surfaces as UNAVAILABLE, UNKNOWN naming the transport,
-        // or (a server killed while the request was in flight) hyper's CANCELLED.
-        let unreachable = status.code() == Code::Unavailable
-            || (status.code() == Code::Unknown && message.contains("transport"))
-            || (status.code() == Code::Cancelled && message == "operation was canceled");
-        if unreachable {
+        if empo2_proto::server::is_unreachable(&status) {
             Self::Unavailable { endpoint, message }
         } else {
             Self::Remote {

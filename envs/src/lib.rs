@@ -29,7 +29,7 @@ pub mod world;
 pub use builtin::Builtin;
 pub use client::EnvClient;
 pub use environment::{
-    EnvError, Environment, Episode, Observation, ResetSpec, StepOutcome, TaskInfo,
+    EnvError, Environment, LiveEpisode, Observation, ResetSpec, StepOutcome, TaskInfo,
 };
-pub use server::{ServerConfig, serve};
+pub use server::{ServerConfig, serve, serve_loopback};
 pub use session::Session;

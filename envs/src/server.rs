@@ -1,6 +1,8 @@
 //! `serve`: any [`Environment`] over gRPC (`empo2.env.v1.Environment`), many sessions at once.
 //! Sessions are independent; an error in one (bad action, step after the end) leaves the others
-//! untouched. Sessions idle longer than the limit are dropped, so actors that die do not leak.
+//! untouched. Sessions idle longer than the limit are dropped (swept every few seconds, and
+//! before each Reset), so actors that die do not leak. [`serve_loopback`] serves the built-in
+//! worlds to the process itself.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use empo2_proto::env::v1 as pb;
 use empo2_proto::env::v1::environment_server::{self, EnvironmentServer};
+use empo2_proto::server::{ServeError, ServerOptions, TlsConfig};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::client::EnvClient;
 use crate::environment::{EnvError, Environment};
 use crate::session::Session;
 use crate::wire;
@@ -32,6 +34,11 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Largest request or response message in bytes.
     pub max_message_bytes: usize,
+    /// Bearer token every request must carry (health checks excepted); unset = none. Those
+    /// who register the server with a learner give the learner's actors the same token.
+    pub auth_token: Option<String>,
+    /// Optional TLS: PEM certificate chain and private key.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -41,9 +48,14 @@ impl Default for ServerConfig {
             max_sessions: 1024,
             idle_timeout_secs: 30 * 60,
             max_message_bytes: 1 << 20,
+            auth_token: None,
+            tls: None,
         }
     }
 }
+
+/// How often idle sessions are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Serves `env` on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -51,27 +63,58 @@ pub async fn serve(
     env: Arc<dyn Environment>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    let max = config.max_message_bytes;
+    let options = ServerOptions {
+        auth_token: config.auth_token.clone(),
+        tls: config.tls.clone(),
+        max_message_bytes: config.max_message_bytes,
+        request_timeout: Some(Duration::from_secs(120)),
+        ..ServerOptions::default()
+    };
     let name = env.name().to_string();
-    let service = EnvironmentServer::new(EnvService::new(env, config))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let (health, standard_routes) =
-        empo2_proto::standard_services(&[environment_server::SERVICE_NAME]);
-    health.set_serving::<EnvironmentServer<EnvService>>().await;
-    tracing::info!(?addr, environment = %name, "environment server listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
-        .timeout(Duration::from_secs(120))
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-        .add_routes(standard_routes)
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+    let service = Arc::new(EnvService::new(env, config));
+    let sweeper = tokio::spawn({
+        let service = Arc::downgrade(&service);
+        async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            while let Some(service) = {
+                every.tick().await;
+                service.upgrade()
+            } {
+                service.reap_idle();
+            }
+        }
+    });
+    let server = EnvironmentServer::from_arc(service)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    tracing::info!(?addr, environment = %name, auth = options.auth_token.is_some(), "environment server listening");
+    let served = empo2_proto::server::serve(listener, &options, server, shutdown).await;
+    sweeper.abort();
     tracing::info!(environment = %name, "environment server stopped");
-    Ok(())
+    served
+}
+
+/// The built-in worlds served on a free loopback port for as long as the process runs, and a
+/// client for them (what actors, `empo2 train` and `empo2 env play` use without an endpoint).
+pub async fn serve_loopback() -> Result<EnvClient, EnvError> {
+    let unavailable = |e: std::io::Error| EnvError::Unavailable {
+        endpoint: "127.0.0.1:0".into(),
+        message: format!("cannot serve the built-in worlds: {e}"),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(unavailable)?;
+    let addr = listener.local_addr().map_err(unavailable)?;
+    let env: Arc<dyn Environment> = Arc::new(crate::Builtin::new());
+    tokio::spawn(serve(
+        listener,
+        env,
+        ServerConfig::default(),
+        std::future::pending(),
+    ));
+    EnvClient::connect(&addr.to_string()).await
 }
 
 /// One open session and when it was last used.

@@ -1,14 +1,14 @@
 //! [`Session`]: one episode of any [`Environment`], with the rules all environments share —
 //! known task and variation, a bounded non-empty action, the step budget, no step after the end.
 
-use crate::environment::{EnvError, Environment, Episode, Observation, ResetSpec, StepOutcome};
+use crate::environment::{EnvError, Environment, LiveEpisode, Observation, ResetSpec, StepOutcome};
 
 /// Longest action accepted, in bytes (ScienceWorld's own actions are < 100).
 pub const MAX_ACTION_BYTES: usize = 1024;
 
 /// One episode in progress.
 pub struct Session {
-    episode: Box<dyn Episode>,
+    episode: Box<dyn LiveEpisode>,
     max_steps: u32,
     steps: u32,
     done: bool,

@@ -42,7 +42,7 @@ fn status(err: EnvError) -> (Code, String) {
 async fn a_gold_path_over_grpc_reaches_the_full_score() {
     let mut client = start(ServerConfig::default()).await;
     let (name, tasks) = client.list_tasks().await.unwrap();
-    assert_eq!(name, "builtin");
+    assert_eq!(name, "house");
     assert_eq!(tasks.len(), 5);
     for task in &tasks {
         let started = client.reset(&spec(&task.name, 7)).await.unwrap();

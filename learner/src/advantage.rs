@@ -1,4 +1,9 @@
-//! Returns and GRPO group advantages (ALGORITHM.md §4).
+//! Returns and GRPO group advantages (ALGORITHM.md §4), and the advantage step: a group's
+//! episodes packed with their advantages, ready for the update.
+
+use crate::intake::Group;
+use crate::pack::pack;
+use crate::update::Item;
 
 /// The return of an episode: R = Σ r_ext + λ Σ r_int over the whole trajectory.
 pub fn episode_return(extrinsic: &[f32], intrinsic: &[f32], lambda: f32) -> f32 {
@@ -50,4 +55,22 @@ mod tests {
         assert_eq!(group_advantages(&[30.0]), vec![0.0]);
         assert!(group_advantages(&[]).is_empty());
     }
+}
+
+/// Packs a group's episodes with their GRPO advantages on the full return.
+pub fn group_items(group: &Group, lambda: f32) -> Vec<Item> {
+    let returns: Vec<f32> = group
+        .episodes
+        .iter()
+        .map(|e| episode_return(&e.episode.extrinsic, &e.episode.intrinsic, lambda))
+        .collect();
+    group
+        .episodes
+        .iter()
+        .zip(group_advantages(&returns))
+        .map(|(e, advantage)| Item {
+            packed: pack(&e.episode),
+            advantage,
+        })
+        .collect()
 }

@@ -11,10 +11,10 @@ use policy::Policy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
-use crate::broadcast::Assembler;
 use crate::config::TrainConfig;
 use crate::error::LearnerError;
-use crate::job::{Learner, LearnerOptions};
+use crate::start::{Learner, LearnerOptions};
+use trajectory::Assembler;
 
 /// One measured row.
 #[derive(Debug, Clone)]

@@ -5,7 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use empo2_proto::auth::AuthChannel;
+use empo2_proto::memory::v1 as memory_pb;
+use empo2_proto::memory::v1::tip_memory_client::TipMemoryClient;
 use serde::{Deserialize, Serialize};
+use trajectory::Published;
 
 use crate::error::LearnerError;
 use crate::schedule::ScheduleState;
@@ -128,4 +132,24 @@ pub fn load(dir: &Path) -> Result<Loaded, LearnerError> {
 /// The weights file of the checkpoint in `dir` (for `empo2 eval`).
 pub fn weights_path(dir: &Path) -> PathBuf {
     dir.join(WEIGHTS)
+}
+
+/// Snapshots the tip memory (if there is one) and saves a checkpoint that names the
+/// snapshot; returns the checkpoint's directory.
+pub(crate) async fn save_with_snapshot(
+    out_dir: &Path,
+    mut state: CheckpointState,
+    published: &Published,
+    opt: &AdamW,
+    memory: Option<&mut TipMemoryClient<AuthChannel>>,
+) -> Result<PathBuf, LearnerError> {
+    // A memory service that is down (restarting) costs this checkpoint its snapshot, not
+    // the run: the tips it acknowledged are durable in its own store.
+    if let Some(memory) = memory {
+        match memory.snapshot(memory_pb::SnapshotRequest {}).await {
+            Ok(snapshot) => state.memory_snapshot = snapshot.into_inner().snapshot_id,
+            Err(status) => tracing::warn!(%status, "no memory snapshot in this checkpoint"),
+        }
+    }
+    save(out_dir, &state, &published.bytes, opt)
 }

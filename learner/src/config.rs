@@ -1,36 +1,17 @@
-//! `[train]`: the training job — model, schedule, EMPO² knobs, sampling, the learner's
-//! leases, staleness and checkpoints, and the evaluation. `empo2 train`, `empo2 learner`,
-//! `empo2 actor` and `empo2 eval` all read it, so one file describes the whole job.
+//! `[train]`: the learner's job — schedule, EMPO² knobs, sampling, leases, staleness,
+//! checkpoints, loss and optimizer. The model is `[policy]`'s (the policy crate), tip writing
+//! `[actor]`'s, the evaluation and the one-process job's actor count the binary's.
 
 use std::path::PathBuf;
 
 use crate::loss::LossConfig;
-use crate::update::OptimConfig;
+use policy::optim::OptimConfig;
 use serde::{Deserialize, Serialize};
-
-/// Who writes the tip at the end of a training episode (ALGORITHM.md §3).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TipWriter {
-    /// A deterministic summary of the trajectory, for small models that cannot yet write.
-    #[default]
-    Summary,
-    /// The current policy, given the whole episode and a reflection instruction.
-    Policy,
-}
 
 /// The training job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// A model directory (Hugging Face layout) or GGUF file; empty = a fresh `preset` model.
-    pub model: Option<PathBuf>,
-    /// Preset of the fresh model when `model` is unset: `tiny` or `small`.
-    pub preset: String,
-    /// Where the policy computes: `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
-    pub device: String,
-    /// Parameter dtype of a loaded model: `f32`, or `bf16` / `f16` on a GPU.
-    pub dtype: String,
     /// Seed of everything random (model init, schedule, sampling).
     pub seed: u64,
     /// Where the run writes metrics.jsonl, checkpoints/, curve.png, eval.md and (in
@@ -46,8 +27,6 @@ pub struct TrainConfig {
     pub iterations: usize,
     /// Groups trained on per iteration.
     pub groups_per_iteration: usize,
-    /// Rollout actors `empo2 train` runs in its process.
-    pub actors: usize,
     /// Staleness bound: a group sampled more than this many policy versions ago is dropped.
     pub staleness: u64,
     /// Seconds an actor has to bring a leased group back before it is leased again.
@@ -60,14 +39,10 @@ pub struct TrainConfig {
     pub memory_probability: f64,
     /// q: given memory, probability that it trains off-policy (mem_off).
     pub off_policy_probability: f64,
-    /// Who writes tips: `summary` or `policy`.
-    pub tip_writer: TipWriter,
     /// λ: weight of the intrinsic (novelty) reward in the return.
     pub intrinsic_coef: f32,
     /// Sampling temperature in training.
     pub temperature: f64,
-    /// Sampling temperature in evaluation.
-    pub eval_temperature: f64,
     /// Nucleus mass; 1 disables it.
     pub top_p: f64,
     /// Most tokens per action.
@@ -80,10 +55,6 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Episodes per optimizer step.
     pub minibatch_episodes: usize,
-    /// Test variations per task in the final evaluation.
-    pub eval_variations: usize,
-    /// Trials per test variation with memory on (tips accumulate; the last trial is reported).
-    pub eval_memory_trials: usize,
     /// Bearer token the learner service requires of every request (health checks excepted),
     /// and that actors and `empo2 env register` send; unset = no authentication.
     pub auth_token: Option<String>,
@@ -96,10 +67,6 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            model: None,
-            preset: "tiny".into(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
             seed: 1,
             out_dir: PathBuf::from("runs/quickstart"),
             tasks: vec![
@@ -110,25 +77,20 @@ impl Default for TrainConfig {
             variations_per_task: 8,
             iterations: 30,
             groups_per_iteration: 4,
-            actors: 2,
             staleness: 1,
             lease_timeout_secs: 600,
             checkpoint_every: 5,
             group_size: 8,
             memory_probability: 0.25,
             off_policy_probability: 2.0 / 3.0,
-            tip_writer: TipWriter::Summary,
             intrinsic_coef: 1.0,
             temperature: 1.0,
-            eval_temperature: 0.4,
             top_p: 1.0,
             max_action_tokens: 8,
             max_steps: 10,
             max_prompt_tokens: 2048,
             epochs: 1,
             minibatch_episodes: 8,
-            eval_variations: 4,
-            eval_memory_trials: 2,
             auth_token: None,
             // A fresh tiny model gives every token p ≈ 1/vocab ≈ e⁻⁷: the paper's δ = e⁻⁵ would
             // mask every token. Use e⁻⁵ (LossConfig's default) for pretrained models.
@@ -158,7 +120,6 @@ impl TrainConfig {
         let positive = [
             ("iterations", self.iterations),
             ("groups_per_iteration", self.groups_per_iteration),
-            ("actors", self.actors),
             ("group_size", self.group_size),
             ("max_action_tokens", self.max_action_tokens),
             ("epochs", self.epochs),

@@ -9,9 +9,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use empo2_proto::learner::v1 as pb;
 
-use crate::episode::{Episode, Segment, SegmentKind};
+use trajectory::Trajectory;
+use trajectory::wire::trajectory_from_pb;
+
 use crate::error::LearnerError;
-use crate::schedule::{Scheduler, mode_from_pb};
+use crate::schedule::Scheduler;
 
 /// Acknowledged ids remembered for duplicate detection.
 const REMEMBERED_IDS: usize = 1 << 20;
@@ -27,19 +29,6 @@ pub struct Limits {
     pub staleness: u64,
 }
 
-/// A received episode with what the metrics need.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// What is trained on.
-    pub episode: Episode,
-    /// Final environment score.
-    pub final_score: f32,
-    /// Whether the task was solved.
-    pub success: bool,
-    /// Rollout figures.
-    pub rollout: pb::RolloutStats,
-}
-
 /// A complete group, ready to train on.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -48,7 +37,7 @@ pub struct Group {
     /// The policy version that sampled it.
     pub policy_version: u64,
     /// Its N episodes, in index order.
-    pub episodes: Vec<Received>,
+    pub episodes: Vec<Trajectory>,
 }
 
 /// Counters of the intake.
@@ -67,7 +56,7 @@ pub struct IntakeCounts {
 pub struct Intake {
     acked: HashSet<String>,
     acked_order: VecDeque<String>,
-    partial: HashMap<String, Vec<Option<Received>>>,
+    partial: HashMap<String, Vec<Option<Trajectory>>>,
     ready: VecDeque<Group>,
     /// Counters.
     pub counts: IntakeCounts,
@@ -118,7 +107,9 @@ impl Intake {
             )));
         };
         let group = lease.group.clone();
-        let checked = check(&trajectory, &group, current, limits);
+        let checked = trajectory_from_pb(trajectory)
+            .map_err(|e| LearnerError::Invalid(format!("trajectory {id}: {e}")))
+            .and_then(|t| check(t, &group, current, limits));
         let received = match checked {
             Ok(received) => received,
             Err(err) => {
@@ -130,13 +121,13 @@ impl Intake {
         };
         self.remember(id.clone());
         let staleness = limits.staleness;
-        if current.saturating_sub(trajectory.policy_version) > staleness {
+        if current.saturating_sub(received.policy_version) > staleness {
             self.counts.dropped_stale += 1;
             self.partial.remove(&group.group_id);
             scheduler.finish(&group.lease_id);
             let reason = format!(
                 "sampled by policy version {}, more than {staleness} behind version {current}",
-                trajectory.policy_version
+                received.policy_version
             );
             return Ok(ack(id, false, &reason));
         }
@@ -145,7 +136,9 @@ impl Intake {
             .partial
             .entry(group.group_id.clone())
             .or_insert_with(|| vec![None; group.group_size as usize]);
-        slots[trajectory.index_in_group as usize] = Some(received);
+        let policy_version = received.policy_version;
+        let index = received.index_in_group as usize;
+        slots[index] = Some(received);
         if slots.iter().all(Option::is_some) {
             let episodes = self
                 .partial
@@ -157,7 +150,7 @@ impl Intake {
             scheduler.finish(&group.lease_id);
             self.ready.push_back(Group {
                 lease: group,
-                policy_version: trajectory.policy_version,
+                policy_version,
                 episodes,
             });
         }
@@ -184,29 +177,25 @@ fn ack(id: String, duplicate: bool, dropped: &str) -> pb::PushAck {
     }
 }
 
-/// Checks a trajectory against its lease and converts it.
+/// Checks a decoded trajectory against its lease and the policy's limits.
 fn check(
-    t: &pb::Trajectory,
+    t: Trajectory,
     lease: &pb::LeaseResponse,
     current: u64,
     limits: &Limits,
-) -> Result<Received, LearnerError> {
-    let invalid = |m: String| {
-        Err(LearnerError::Invalid(format!(
-            "trajectory {}: {m}",
-            t.trajectory_id
-        )))
-    };
+) -> Result<Trajectory, LearnerError> {
+    let invalid = |m: String| Err(LearnerError::Invalid(format!("trajectory {}: {m}", t.id)));
     let fields = [
-        ("group_id", &t.group_id, &lease.group_id),
-        ("environment", &t.environment, &lease.environment),
-        ("task", &t.task, &lease.task),
-        ("slot", &t.slot, &lease.slot),
+        ("group_id", &t.lease.group_id, &lease.group_id),
+        ("environment", &t.lease.environment, &lease.environment),
+        ("task", &t.lease.task, &lease.task),
+        ("slot", &t.lease.slot, &lease.slot),
     ];
     if let Some((name, got, want)) = fields.iter().find(|(_, got, want)| got != want) {
         return invalid(format!("{name} is `{got}`, the lease says `{want}`"));
     }
-    if t.variation != lease.variation || t.mode != lease.mode {
+    let mode = trajectory::wire::mode_to_pb(t.episode.mode) as i32;
+    if t.lease.variation != lease.variation || mode != lease.mode {
         return invalid("variation or mode differs from the lease".into());
     }
     if t.index_in_group >= lease.group_size {
@@ -221,59 +210,15 @@ fn check(
             t.policy_version
         ));
     }
-    if !t.final_score.is_finite() {
-        return invalid(format!("final score {} is not finite", t.final_score));
-    }
-    let Some(mode) = mode_from_pb(t.mode) else {
-        return invalid(format!("mode {} is not a known mode", t.mode));
-    };
-    let steps = t.extrinsic_rewards.len();
-    let actions = t
-        .segments
-        .iter()
-        .filter(|s| s.kind == pb::SegmentKind::Action as i32)
-        .count();
-    if actions != steps {
-        return invalid(format!("{actions} action segments but {steps} rewards"));
-    }
-    let mut segments = Vec::with_capacity(t.segments.len());
-    for (i, s) in t.segments.iter().enumerate() {
-        let kind = match pb::SegmentKind::try_from(s.kind) {
-            Ok(pb::SegmentKind::System) => SegmentKind::System,
-            Ok(pb::SegmentKind::Observation) => SegmentKind::Observation,
-            Ok(pb::SegmentKind::Tip) => SegmentKind::Tip,
-            Ok(pb::SegmentKind::Action) => SegmentKind::Action,
-            _ => return invalid(format!("segments[{i}] has no known kind ({})", s.kind)),
-        };
-        segments.push(Segment {
-            kind,
-            tokens: s.tokens.clone(),
-            logprobs: s.logprobs.clone(),
-        });
-    }
-    let episode = Episode {
-        mode,
-        segments,
-        extrinsic: t.extrinsic_rewards.clone(),
-        intrinsic: t.intrinsic_rewards.clone(),
-    };
-    let tokens: usize = episode.segments.iter().map(|s| s.tokens.len()).sum();
+    let tokens: usize = t.episode.segments.iter().map(|s| s.tokens.len()).sum();
     if tokens > limits.max_tokens {
         return invalid(format!(
             "{tokens} tokens is more than the policy's context of {}",
             limits.max_tokens
         ));
     }
-    episode.validate(limits.vocab_size).map_err(|e| match e {
-        LearnerError::Invalid(m) => {
-            LearnerError::Invalid(format!("trajectory {}: {m}", t.trajectory_id))
-        }
-        other => other,
-    })?;
-    Ok(Received {
-        episode,
-        final_score: t.final_score,
-        success: t.success,
-        rollout: t.rollout.unwrap_or_default(),
-    })
+    if let Err(e) = t.episode.validate(limits.vocab_size) {
+        return invalid(e.to_string());
+    }
+    Ok(t)
 }

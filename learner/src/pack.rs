@@ -8,7 +8,7 @@
 //! Segments were tokenised one by one, so leaving a tip segment out removes exactly its tokens
 //! and never cuts through a BPE merge.
 
-use crate::episode::{Episode, Mode, SegmentKind};
+use trajectory::{Episode, Mode, SegmentKind};
 
 /// The sequence trained on and where its action tokens are.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ pub fn pack(episode: &Episode) -> Packed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::episode::Segment;
+    use trajectory::Segment;
 
     fn segment(kind: SegmentKind, tokens: &[u32]) -> Segment {
         let logprobs = if kind == SegmentKind::Action {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::LearnerError;
 
 /// Name of the built-in worlds (`empo2 env serve`), for `RegisterEnvironment.builtin`.
-pub const BUILTIN_WORLD: &str = "house";
+pub const BUILTIN_WORLD: &str = envs::builtin::WORLD_NAME;
 
 /// One registered environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

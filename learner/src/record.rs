@@ -3,13 +3,15 @@
 //! and the time split. Written as one JSON line to `metrics.jsonl` and exported as metrics.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::episode::Mode;
+use crate::error::LearnerError;
 use crate::intake::Group;
 use crate::update::{Item, StepReport};
+use trajectory::Mode;
 
 /// The figures of one iteration.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -108,10 +110,10 @@ impl IterationRecord {
                 shown += u64::from(e.rollout.tips_shown);
                 retrievals += u64::from(e.rollout.retrievals);
                 tokens += u64::from(e.rollout.sampled_tokens);
-                record.rollout_s += e.rollout.wall_ms / 1e3;
-                record.memory_s += e.rollout.memory_ms / 1e3;
-                record.environment_s += e.rollout.environment_ms / 1e3;
-                record.sampling_s += e.rollout.sampling_ms / 1e3;
+                record.rollout_s += e.rollout.wall.as_secs_f64();
+                record.memory_s += e.rollout.memory.as_secs_f64();
+                record.environment_s += e.rollout.environment.as_secs_f64();
+                record.sampling_s += e.rollout.sampling.as_secs_f64();
             }
         }
         let total = sums.values().fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -146,6 +148,20 @@ impl IterationRecord {
         let tokens: usize = items.iter().map(|i| i.packed.tokens.len()).sum();
         self.update_s = update.as_secs_f64();
         self.trained_tokens_per_s = (tokens * epochs) as f64 / self.update_s.max(1e-9);
+    }
+
+    /// Appends the record as one JSON line to `<out_dir>/metrics.jsonl`.
+    pub fn append_to(&self, out_dir: &Path) -> Result<(), LearnerError> {
+        use std::io::Write;
+        let path = out_dir.join("metrics.jsonl");
+        let line =
+            serde_json::to_string(self).map_err(|e| LearnerError::Internal(e.to_string()))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"))
+            .map_err(|e| LearnerError::Internal(format!("{}: {e}", path.display())))
     }
 
     /// Exports the figures as `metrics` gauges (`empo2_learner_*`), for Prometheus.

@@ -14,8 +14,9 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::episode::Mode;
 use crate::pool::Pool;
+use trajectory::Mode;
+use trajectory::wire::mode_to_pb;
 
 /// A lease out: the group and when it expires.
 #[derive(Debug, Clone)]
@@ -47,25 +48,6 @@ pub struct Scheduler {
     state: ScheduleState,
     leases: HashMap<String, Lease>,
     again: VecDeque<pb::LeaseResponse>,
-}
-
-/// The wire form of a mode.
-pub fn mode_to_pb(mode: Mode) -> pb::Mode {
-    match mode {
-        Mode::Plain => pb::Mode::Plain,
-        Mode::MemOn => pb::Mode::MemOn,
-        Mode::MemOff => pb::Mode::MemOff,
-    }
-}
-
-/// A mode from the wire; `None` for an unspecified or unknown value.
-pub fn mode_from_pb(mode: i32) -> Option<Mode> {
-    match pb::Mode::try_from(mode).ok()? {
-        pb::Mode::Plain => Some(Mode::Plain),
-        pb::Mode::MemOn => Some(Mode::MemOn),
-        pb::Mode::MemOff => Some(Mode::MemOff),
-        pb::Mode::Unspecified => None,
-    }
 }
 
 /// The sampling settings of training (or of evaluation, at `temperature`).

@@ -12,15 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::job::{Learner, Shared};
 use crate::pool::{BUILTIN_WORLD, Pool, RegisteredEnv, select};
-
-/// Largest request accepted (a trajectory of a long episode is well under 1 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+use crate::start::Learner;
+use crate::state::Shared;
 
 /// How long an idle actor waits before asking again.
 const RETRY_AFTER_MS: u32 = 250;
@@ -31,29 +27,24 @@ pub fn serve(
     listener: TcpListener,
     learner: &Learner,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
+) -> impl Future<Output = Result<(), empo2_proto::server::ServeError>> + Send + 'static {
     let shared = learner.shared.clone();
-    let auth = empo2_proto::auth::BearerAuthLayer::new(shared.cfg.auth_token.clone());
+    let options = empo2_proto::server::ServerOptions {
+        auth_token: shared.cfg.auth_token.clone(),
+        max_message_bytes: trajectory::MAX_MESSAGE_BYTES,
+        ..Default::default()
+    };
     async move {
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         let service = LearnerServer::new(LearnerService { shared })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let (health, standard_routes) =
-            empo2_proto::standard_services(&[learner_server::SERVICE_NAME]);
-        health.set_serving::<LearnerServer<LearnerService>>().await;
-        tracing::info!(?addr, "learner listening");
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        Server::builder()
-            .initial_stream_window_size(empo2_proto::STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(empo2_proto::CONNECTION_WINDOW_BYTES)
-            .max_frame_size(empo2_proto::MAX_FRAME_BYTES)
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-            .layer(auth)
-            .add_routes(standard_routes)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes);
+        tracing::info!(
+            ?addr,
+            auth = options.auth_token.is_some(),
+            "learner listening"
+        );
+        empo2_proto::server::serve(listener, &options, service, shutdown).await
     }
 }
 
@@ -130,7 +121,7 @@ impl learner_server::Learner for LearnerService {
                     let mut state = shared.state();
                     let current = state.version;
                     let ready_before = state.intake.ready();
-                    let crate::job::State {
+                    let crate::state::State {
                         scheduler, intake, ..
                     } = &mut *state;
                     let outcome = intake.push(trajectory, scheduler, current, &shared.limits);
@@ -224,6 +215,13 @@ impl learner_server::Learner for LearnerService {
             })
             .collect();
         Ok(Response::new(pb::ListEnvironmentsResponse { environments }))
+    }
+
+    async fn model(
+        &self,
+        _request: Request<pb::ModelRequest>,
+    ) -> Result<Response<pb::ModelResponse>, Status> {
+        Ok(Response::new(self.shared.model.clone()))
     }
 
     async fn status(

@@ -1,43 +1,19 @@
-//! One optimizer step over a minibatch of packed episodes: score every sequence with the
-//! current policy in one forward, take the EMPO² loss, backpropagate, clip the gradient norm,
-//! and step AdamW.
+//! One update step over a minibatch of packed episodes: score every sequence with the
+//! current policy in one forward, take the EMPO² loss, backpropagate, and take one clipped
+//! AdamW step (`policy::optim`).
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Tensor};
 use policy::Policy;
+use policy::optim::{AdamW, OptimConfig};
 use policy::score::token_logprobs;
-use serde::{Deserialize, Serialize};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
+use crate::config::TrainConfig;
 use crate::error::LearnerError;
 use crate::loss::{LossConfig, LossStats, empo2_loss};
 use crate::pack::Packed;
-use policy::optim::AdamW;
-
-/// `[learner.optim]`: AdamW and gradient clipping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptimConfig {
-    /// Learning rate (the reference uses 1e-6 for 7B; tiny models need more).
-    pub lr: f64,
-    /// AdamW weight decay.
-    pub weight_decay: f64,
-    /// Gradients are scaled down to at most this global L2 norm.
-    pub max_grad_norm: f64,
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        Self {
-            lr: 1e-6,
-            weight_decay: 0.01,
-            max_grad_norm: 1.0,
-        }
-    }
-}
-
-/// AdamW over every parameter of a policy.
-pub fn optimizer(policy: &Policy, cfg: &OptimConfig) -> Result<AdamW, LearnerError> {
-    Ok(AdamW::new(&policy.vars, cfg.lr, cfg.weight_decay)?)
-}
 
 /// A packed episode with its advantage.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,44 +98,44 @@ pub fn step(
         &scored.response,
         loss_cfg,
     )?;
-    let mut grads = loss.backward()?;
-    let vars: Vec<Var> = policy.vars.all_vars();
-    let mut sum_sq = 0f64;
-    let mut vars_with_grad = 0;
-    for var in &vars {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            let sq = f64::from(
-                g.sqr()?
-                    .sum_all()?
-                    .to_dtype(DType::F32)?
-                    .to_scalar::<f32>()?,
-            );
-            if sq > 0.0 {
-                vars_with_grad += 1;
-            }
-            sum_sq += sq;
-        }
-    }
-    let grad_norm = sum_sq.sqrt();
-    if !grad_norm.is_finite() {
-        return Err(LearnerError::Invalid(format!(
-            "gradient norm is {grad_norm}; the step is skipped"
-        )));
-    }
-    if grad_norm > optim.max_grad_norm {
-        let scale = optim.max_grad_norm / grad_norm;
-        for var in &vars {
-            if let Some(g) = grads.remove(var.as_tensor()) {
-                grads.insert(var.as_tensor(), (g * scale)?);
-            }
-        }
-    }
-    opt.step(&grads)?;
+    let grads = loss.backward()?;
+    let norm = opt.clip_and_step(grads, optim.max_grad_norm)?;
     Ok(StepReport {
         loss: f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?),
         stats,
-        grad_norm,
-        vars_with_grad,
-        vars: vars.len(),
+        grad_norm: norm.norm,
+        vars_with_grad: norm.vars_with_grad,
+        vars: norm.vars,
     })
+}
+
+/// `cfg.epochs` passes of shuffled minibatch steps over `items` (one iteration's update);
+/// gives the optimizer back with the step reports.
+pub fn epochs(
+    policy: &Policy,
+    mut opt: AdamW,
+    mut items: Vec<Item>,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> (AdamW, Result<Vec<StepReport>, LearnerError>) {
+    let _span = tracing::info_span!("update", episodes = items.len()).entered();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut reports = Vec::new();
+    for _ in 0..cfg.epochs {
+        items.shuffle(&mut rng);
+        for batch in items.chunks(cfg.minibatch_episodes) {
+            match step(
+                policy,
+                &mut opt,
+                batch,
+                cfg.temperature,
+                &cfg.loss,
+                &cfg.optim,
+            ) {
+                Ok(report) => reports.push(report),
+                Err(e) => return (opt, Err(e)),
+            }
+        }
+    }
+    (opt, Ok(reports))
 }

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_client::LearnerClient;
-use learner::broadcast::Assembler;
 use learner::pool::Pool;
 use learner::{Learner, LearnerOptions, TrainConfig};
 use policy::init::{Preset, init_policy};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
+use trajectory::Assembler;
 
 type Client = LearnerClient<Channel>;
 

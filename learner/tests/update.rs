@@ -3,13 +3,15 @@
 //! parameter; and steps move log-probs the way the advantages say.
 
 use candle_core::{IndexOp, Tensor};
+use learner::LossConfig;
 use learner::pack::pack;
-use learner::update::{Item, OptimConfig, optimizer, score, step};
-use learner::{Episode, LossConfig, Mode, Segment, SegmentKind};
+use learner::update::{Item, score, step};
 use policy::Policy;
 use policy::init::{Preset, init_policy};
+use policy::optim::{AdamW, OptimConfig};
 use policy::score::token_logprobs;
 use policy::tokenizer::chatml;
+use trajectory::{Episode, Mode, Segment, SegmentKind};
 
 fn tiny() -> Policy {
     init_policy(Preset::Tiny, 7).unwrap()
@@ -193,7 +195,7 @@ fn a_step_reaches_every_parameter_and_follows_the_advantages() {
         low_prob_mask: false,
         ..LossConfig::default()
     };
-    let mut opt = optimizer(&policy, &optim).unwrap();
+    let mut opt = AdamW::from_config(&policy.vars, &optim).unwrap();
     let first = step(&policy, &mut opt, &items, 1.0, &loss, &optim).unwrap();
     eprintln!(
         "{}/{} parameter tensors get a gradient; {first:?}",

@@ -230,12 +230,5 @@ impl Default for LimitsConfig {
     }
 }
 
-/// TLS files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM certificate chain.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-}
+/// TLS files (the shared server builder's).
+pub use empo2_proto::server::TlsConfig;

@@ -8,7 +8,7 @@
 //! - [`bench`]: the `empo2 bench memory` benchmark.
 //! - `wire`: proto ↔ domain conversions and request validation (private).
 //!
-//! Start it with [`serve`].
+//! Start it with [`serve`] (or [`open`], then [`Opened::serve`]).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -25,4 +25,4 @@ mod wire;
 
 pub use config::MemoryConfig;
 pub use error::MemoryError;
-pub use server::{serve, serve_store, write_rules};
+pub use server::{Opened, open, serve, serve_store, write_rules};

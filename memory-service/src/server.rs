@@ -1,28 +1,34 @@
-//! `serve`: the memory service on a bound listener until `shutdown` resolves. The binary,
-//! `empo2 train` and the tests all start it through here.
+//! Opening the memory service (embedder, then store) and serving it. [`serve`] does both;
+//! [`open`] alone lets a caller say "ready" only once the embedder and store are up.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use empo2_proto::memory::v1::tip_memory_server::{self, TipMemoryServer};
+use empo2_proto::memory::v1::tip_memory_server::TipMemoryServer;
+use empo2_proto::server::ServerOptions;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::{BackendKind, MemoryConfig};
 use crate::embed::{self, Embedder};
 use crate::error::MemoryError;
 use crate::service::TipMemoryService;
 use crate::store::{EmbeddedStore, QdrantStore, TipStore, WriteRules};
-use empo2_proto::auth::BearerAuthLayer;
 
-/// Runs the memory service configured by `cfg` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
+/// A memory service whose embedder and store are open, ready to serve.
+pub struct Opened {
+    store: OpenedStore,
+    embedder: Arc<dyn Embedder>,
     cfg: MemoryConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), MemoryError> {
+}
+
+enum OpenedStore {
+    Embedded(EmbeddedStore),
+    Qdrant(QdrantStore),
+}
+
+/// Loads the embedder and opens the store `cfg` describes.
+pub async fn open(cfg: MemoryConfig) -> Result<Opened, MemoryError> {
     cfg.validate().map_err(MemoryError::Config)?;
     let embed_cfg = cfg.embedder.clone();
     let embedder = tokio::task::spawn_blocking(move || embed::build(&embed_cfg))
@@ -34,17 +40,53 @@ pub async fn serve(
         "embedder ready"
     );
     let space = format!("{}/{}", embedder.name(), embedder.dims());
-    match cfg.backend {
-        BackendKind::Embedded => {
-            let store = EmbeddedStore::open(&cfg.data_dir, &space, write_rules(&cfg))?;
-            serve_store(listener, store, embedder, cfg, shutdown).await
-        }
-        BackendKind::Qdrant => {
-            let store =
-                QdrantStore::connect(&cfg.qdrant, embedder.dims(), write_rules(&cfg)).await?;
-            serve_store(listener, store, embedder, cfg, shutdown).await
+    let store = match cfg.backend {
+        BackendKind::Embedded => OpenedStore::Embedded(EmbeddedStore::open(
+            &cfg.data_dir,
+            &space,
+            write_rules(&cfg),
+        )?),
+        BackendKind::Qdrant => OpenedStore::Qdrant(
+            QdrantStore::connect(&cfg.qdrant, embedder.dims(), write_rules(&cfg)).await?,
+        ),
+    };
+    Ok(Opened {
+        store,
+        embedder,
+        cfg,
+    })
+}
+
+impl Opened {
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), MemoryError> {
+        let Self {
+            store,
+            embedder,
+            cfg,
+        } = self;
+        match store {
+            OpenedStore::Embedded(store) => {
+                serve_store(listener, store, embedder, cfg, shutdown).await
+            }
+            OpenedStore::Qdrant(store) => {
+                serve_store(listener, store, embedder, cfg, shutdown).await
+            }
         }
     }
+}
+
+/// Runs the memory service configured by `cfg` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: MemoryConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), MemoryError> {
+    open(cfg).await?.serve(listener, shutdown).await
 }
 
 /// The store's write rules from the configuration.
@@ -67,44 +109,26 @@ pub async fn serve_store<S: TipStore>(
 ) -> Result<(), MemoryError> {
     let backend = store.backend();
     let service = TipMemoryService::new(store, embedder, cfg.rules.clone(), cfg.limits.clone());
-    let max = cfg.limits.max_message_bytes;
+    let options = ServerOptions {
+        auth_token: cfg.auth_token.clone(),
+        tls: cfg.tls.clone(),
+        max_message_bytes: cfg.limits.max_message_bytes,
+        request_timeout: Some(Duration::from_secs(60)),
+        ..ServerOptions::default()
+    };
     let memory = TipMemoryServer::new(service)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let (health, standard_routes) =
-        empo2_proto::standard_services(&[tip_memory_server::SERVICE_NAME]);
-    health
-        .set_serving::<TipMemoryServer<TipMemoryService<S>>>()
-        .await;
-
-    let mut builder = Server::builder().timeout(Duration::from_secs(60));
-    if let Some(tls) = &cfg.tls {
-        let read = |path: &std::path::Path| {
-            std::fs::read(path)
-                .map_err(|e| MemoryError::Config(format!("TLS file {}: {e}", path.display())))
-        };
-        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
-    }
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
     let addr = listener
         .local_addr()
         .map_err(|e| MemoryError::Config(e.to_string()))?;
     tracing::info!(%addr, backend, tls = cfg.tls.is_some(), auth = cfg.auth_token.is_some(), "memory service listening");
-    builder
-        .layer(BearerAuthLayer::new(cfg.auth_token.clone()))
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-        .add_routes(standard_routes)
-        .add_service(memory)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await?;
+    empo2_proto::server::serve(listener, &options, memory, shutdown)
+        .await
+        .map_err(|e| match e {
+            empo2_proto::server::ServeError::Transport(e) => MemoryError::Transport(e),
+            other => MemoryError::Config(other.to_string()),
+        })?;
     tracing::info!("memory service stopped");
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off: a request of a few KB otherwise waits
-/// for a delayed ACK (~40 ms on Linux) before its last segment is sent.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(30)))
 }

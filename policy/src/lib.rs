@@ -1,6 +1,8 @@
 //! The EMPO² policy: what actors sample from and the learner trains.
 //!
 //! - [`config`]: `ModelConfig`, a Hugging Face `config.json`.
+//! - [`load`]: `[policy]` — which model, device and dtype — and the policy it describes.
+//! - [`architecture`]: config and tokenizer without weights, what actors build a policy from.
 //! - [`models`]: model families; [`Qwen2`] trains (every op differentiable).
 //! - [`tokenizer`]: tokenizer and the ChatML template.
 //! - [`sample`]: the one generation loop — batched, KV-cached sessions with log-probs.
@@ -13,11 +15,13 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
+pub mod architecture;
 pub mod bench;
 mod cache;
 pub mod config;
 pub mod error;
 pub mod init;
+pub mod load;
 mod mask;
 pub mod models;
 mod ops;
@@ -33,9 +37,11 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
+pub use architecture::Architecture;
 pub use cache::KvCache;
 pub use config::ModelConfig;
 pub use error::{PolicyError, Result};
+pub use load::PolicyConfig;
 pub use models::Qwen2;
 pub use tokenizer::ChatTokenizer;
 

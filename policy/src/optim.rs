@@ -1,14 +1,16 @@
-//! AdamW (decoupled weight decay) over a policy's named variables, with its state — both
-//! moments of every variable and the step count — saved to and loaded from safetensors, so a
-//! resumed run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`,
-//! run in place on f32 CPU tensors.
+//! One optimizer step, in one place: `[train.optim]`, gradient-norm clipping and AdamW
+//! (decoupled weight decay) over a policy's named variables, with its state — both moments
+//! of every variable and the step count — saved to and loaded from safetensors, so a resumed
+//! run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`, run in
+//! place on f32 CPU tensors.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{PolicyError, Result};
 use crate::ops::{self, AdamWStep};
@@ -17,6 +19,39 @@ const STEP_KEY: &str = "empo2.adamw_step";
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
+
+/// `[train.optim]`: AdamW and gradient clipping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Learning rate (the reference uses 1e-6 for 7B; tiny models need more).
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Gradients are scaled down to at most this global L2 norm.
+    pub max_grad_norm: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-6,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+        }
+    }
+}
+
+/// The gradient a clipped step took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradNorm {
+    /// Global L2 norm before clipping.
+    pub norm: f64,
+    /// Parameter tensors with a non-zero gradient.
+    pub vars_with_grad: usize,
+    /// Parameter tensors.
+    pub vars: usize,
+}
 
 /// One parameter and its moments.
 struct Slot {
@@ -54,6 +89,52 @@ impl AdamW {
             lr,
             weight_decay,
             step: 0,
+        })
+    }
+
+    /// AdamW at the learning rate and weight decay of `cfg`.
+    pub fn from_config(vars: &VarMap, cfg: &OptimConfig) -> Result<Self> {
+        Self::new(vars, cfg.lr, cfg.weight_decay)
+    }
+
+    /// Scales `grads` down to a global L2 norm of at most `max_norm`, then steps. A
+    /// non-finite norm steps nothing and is an error.
+    pub fn clip_and_step(&mut self, mut grads: GradStore, max_norm: f64) -> Result<GradNorm> {
+        let mut sum_sq = 0f64;
+        let mut vars_with_grad = 0;
+        for slot in &self.slots {
+            if let Some(g) = grads.get(slot.var.as_tensor()) {
+                let sq = f64::from(
+                    g.sqr()?
+                        .sum_all()?
+                        .to_dtype(DType::F32)?
+                        .to_scalar::<f32>()?,
+                );
+                if sq > 0.0 {
+                    vars_with_grad += 1;
+                }
+                sum_sq += sq;
+            }
+        }
+        let norm = sum_sq.sqrt();
+        if !norm.is_finite() {
+            return Err(PolicyError::InvalidInput(format!(
+                "gradient norm is {norm}; the step is skipped"
+            )));
+        }
+        if norm > max_norm {
+            let scale = max_norm / norm;
+            for slot in &self.slots {
+                if let Some(g) = grads.remove(slot.var.as_tensor()) {
+                    grads.insert(slot.var.as_tensor(), (g * scale)?);
+                }
+            }
+        }
+        self.step(&grads)?;
+        Ok(GradNorm {
+            norm,
+            vars_with_grad,
+            vars: self.slots.len(),
         })
     }
 

@@ -5,12 +5,14 @@
 //! - [`learner`]: `Learner`, leases, trajectories and weight broadcast.
 //! - [`codec`]: the prost codec with malformed requests reported as `INVALID_ARGUMENT`.
 //! - [`standard_services`]: gRPC health and reflection, shared by every server.
+//! - [`server`]: how every server is built and served; [`server::is_unreachable`].
 //! - [`url`], [`connect`]: how every client dials a server; [`auth`]: bearer tokens.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod codec;
+pub mod server;
 
 /// The tip memory service (`empo2.memory.v1`).
 pub mod memory {

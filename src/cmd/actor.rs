@@ -16,8 +16,8 @@ pub struct Args {
     id: Option<String>,
 }
 
-/// Loads the policy `[train]` describes (the learner's weights replace it) and plays groups
-/// until a signal.
+/// Plays groups until a signal, with the model the learner trains (it needs no model
+/// settings of its own).
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let learner_token = cfg.train.auth_token.clone();
     let memory_token = cfg.memory.auth_token;
@@ -27,7 +27,6 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     ] {
         empo2_proto::auth::check_token(name, token.as_deref()).map_err(anyhow::Error::msg)?;
     }
-    let policy = crate::train::local::load_policy(&cfg.train)?;
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "actor".into());
     let options = actor::ActorOptions {
         id: args
@@ -37,8 +36,8 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         memory: args.memory,
         learner_token,
         memory_token,
-        tip_writer: cfg.train.tip_writer,
+        tip_writer: cfg.actor.tip_writer,
     };
-    actor::run(policy, options, crate::shutdown::signal()).await;
+    actor::run(options, crate::shutdown::signal()).await;
     Ok(())
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use envs::client::Started;
 use envs::correct::nearest_action;
 use envs::server::ServerConfig;
-use envs::{Builtin, EnvClient, Environment, ResetSpec, StepOutcome};
+use envs::{Builtin, EnvClient, ResetSpec, StepOutcome};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// `println!` that returns an error instead of panicking when stdout is gone (e.g. `| head`).
@@ -101,11 +101,10 @@ pub async fn run(
             options,
             gold,
         } => {
-            let endpoint = match endpoint {
-                Some(endpoint) => endpoint,
-                None => serve_builtin_in_process(cfg).await?,
+            let mut client = match endpoint {
+                Some(endpoint) => EnvClient::connect(&endpoint).await?,
+                None => envs::serve_loopback().await?,
             };
-            let mut client = EnvClient::connect(&endpoint).await?;
             let Some(task) = task else {
                 return list_tasks(&mut client).await;
             };
@@ -119,16 +118,6 @@ pub async fn run(
         }
         Command::Register(args) => super::register::run(args, learner_token.as_deref()).await,
     }
-}
-
-/// Serves the built-in worlds on a free loopback port in this process; returns its address.
-async fn serve_builtin_in_process(mut cfg: ServerConfig) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    cfg.listen = addr;
-    let env: Arc<dyn Environment> = Arc::new(Builtin::new());
-    tokio::spawn(envs::serve(listener, env, cfg, std::future::pending()));
-    Ok(format!("http://{addr}"))
 }
 
 async fn list_tasks(client: &mut EnvClient) -> anyhow::Result<()> {

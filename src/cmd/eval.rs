@@ -20,15 +20,15 @@ pub struct Args {
 }
 
 /// Loads the checkpoint into the configured model and evaluates it on the test variations.
-pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
-    let mut train = cfg.train;
-    train.out_dir = args.out_dir.unwrap_or(train.out_dir);
+pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
+    let out_dir = args.out_dir.unwrap_or(cfg.train.out_dir.clone());
+    cfg.train.out_dir = out_dir.clone();
     let dir = match args.checkpoint {
         Some(dir) => dir,
-        None => checkpoint::latest(&train.out_dir)?.with_context(|| {
+        None => checkpoint::latest(&out_dir)?.with_context(|| {
             format!(
                 "no checkpoint under {}",
-                checkpoint::root(&train.out_dir).display()
+                checkpoint::root(&out_dir).display()
             )
         })?,
     };
@@ -36,8 +36,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let label = dir
         .file_name()
         .map_or("checkpoint".into(), |n| n.to_string_lossy().into_owned());
-    let eval =
-        crate::train::evaluate_checkpoint(&train, cfg.memory, &dir, scratch.path(), &label).await?;
-    crate::train::write_evaluation(&dir, &[eval], train.eval_temperature)?;
+    let eval = crate::train::evaluate_checkpoint(&cfg, &dir, scratch.path(), &label).await?;
+    crate::train::write_evaluation(&dir, &[eval], cfg.eval.temperature)?;
     Ok(())
 }

@@ -18,6 +18,6 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
         cfg.experiment.out_dir = dir;
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    crate::experiment::run(&cfg.experiment, &cfg.train, &cfg.memory, &command).await?;
+    crate::experiment::run(&cfg.experiment, &cfg, &command).await?;
     Ok(())
 }

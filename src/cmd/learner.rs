@@ -26,22 +26,22 @@ pub struct Args {
 }
 
 /// Starts (or resumes) the job, prints the bound address, serves until done or a signal.
-pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
+pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let Args {
         listen,
         memory,
         no_builtin,
         train: flags,
     } = args;
-    let mut train = cfg.train;
-    let resume = flags.apply(&mut train);
+    let resume = flags.apply(&mut cfg);
+    let policy = crate::train::local::load_policy(&cfg)?;
+    let train = cfg.train;
     std::fs::create_dir_all(&train.out_dir)
         .with_context(|| format!("cannot create {}", train.out_dir.display()))?;
     let environments = match no_builtin {
         true => Vec::new(),
         false => vec![Pool::builtin(&train.tasks)?],
     };
-    let policy = crate::train::local::load_policy(&train)?;
     let options = LearnerOptions {
         memory_endpoint: memory,
         memory_token: cfg.memory.auth_token,

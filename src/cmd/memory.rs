@@ -52,11 +52,14 @@ pub async fn run(args: Args, mut cfg: MemoryConfig) -> anyhow::Result<()> {
     }
     cfg.embedder.kind = embedder.unwrap_or(cfg.embedder.kind);
     cfg.embedder.model_dir = model_dir.unwrap_or(cfg.embedder.model_dir);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let listen = cfg.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    // Scripts and tests read the bound address (port 0 picks one) from this line.
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let opened = memory_service::open(cfg).await?;
+    // Printed once the embedder and the store are up. Scripts and tests read the bound
+    // address (port 0 picks one) from this line.
     println!("empo2 memory listening on {}", listener.local_addr()?);
-    memory_service::serve(listener, cfg, crate::shutdown::signal()).await?;
+    opened.serve(listener, crate::shutdown::signal()).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 
-/// Flags that override `[train]` (also flattened into `empo2 learner`).
+/// Flags that override the configuration (also flattened into `empo2 learner`).
 #[derive(Debug, clap::Args)]
 #[group(id = "train-flags")]
 pub struct Args {
@@ -30,8 +30,8 @@ pub struct Args {
 }
 
 impl Args {
-    /// Applies the flags to `[train]`.
-    pub fn apply(self, cfg: &mut learner::TrainConfig) -> bool {
+    /// Applies the flags to `[train]`, `[policy]` and `[local]`; returns `--resume`.
+    pub fn apply(self, cfg: &mut Config) -> bool {
         let Args {
             iterations,
             out_dir,
@@ -40,18 +40,18 @@ impl Args {
             actors,
             resume,
         } = self;
-        cfg.iterations = iterations.unwrap_or(cfg.iterations);
-        cfg.out_dir = out_dir.unwrap_or(cfg.out_dir.clone());
-        cfg.seed = seed.unwrap_or(cfg.seed);
-        cfg.model = model.or(cfg.model.take());
-        cfg.actors = actors.unwrap_or(cfg.actors);
+        let train = &mut cfg.train;
+        train.iterations = iterations.unwrap_or(train.iterations);
+        train.out_dir = out_dir.unwrap_or(train.out_dir.clone());
+        train.seed = seed.unwrap_or(train.seed);
+        cfg.policy.model = model.or(cfg.policy.model.take());
+        cfg.local.actors = actors.unwrap_or(cfg.local.actors);
         resume
     }
 }
 
 /// Applies the flags and runs the job.
-pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
-    let mut train = cfg.train;
-    let resume = args.apply(&mut train);
-    crate::train::run(train, cfg.memory, resume).await
+pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
+    let resume = args.apply(&mut cfg);
+    crate::train::run(cfg, resume).await
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use figment::Figment;
 use figment::providers::Serialized;
 use learner::TrainConfig;
+
+use crate::config::Config;
 use serde::{Deserialize, Serialize};
 
 /// The `[experiment]` section.
@@ -74,7 +76,7 @@ impl Default for Adaptation {
 impl ExperimentConfig {
     /// Checks the arms against `base` (each arm's `[train]` must be valid) and the adaptation
     /// study against the arms.
-    pub fn validate(&self, base: &TrainConfig) -> Result<(), String> {
+    pub fn validate(&self, base: &Config) -> Result<(), String> {
         if self.arms.is_empty() || self.seeds.is_empty() {
             return Err("experiment.arms and experiment.seeds must not be empty".into());
         }
@@ -94,7 +96,8 @@ impl ExperimentConfig {
             if !names.insert(arm.name.as_str()) {
                 return Err(format!("two arms are named `{}`", arm.name));
             }
-            self.train_config(base, arm, self.seeds[0])?
+            self.arm_config(base, arm, self.seeds[0])?
+                .train
                 .validate()
                 .map_err(|e| format!("arm `{}`: {e}", arm.name))?;
         }
@@ -106,7 +109,7 @@ impl ExperimentConfig {
             if a.tasks.is_empty() || a.trials == 0 || a.variations == 0 {
                 return Err("adaptation needs tasks, trials ≥ 1 and variations ≥ 1".into());
             }
-            if let Some(seen) = a.tasks.iter().find(|t| base.tasks.contains(t)) {
+            if let Some(seen) = a.tasks.iter().find(|t| base.train.tasks.contains(t)) {
                 return Err(format!(
                     "adaptation task `{seen}` is trained on (train.tasks): adaptation is to unseen tasks"
                 ));
@@ -115,21 +118,19 @@ impl ExperimentConfig {
         Ok(())
     }
 
-    /// The `[train]` of `arm` for `seed`: the base, the arm's overrides, the seed, and the
-    /// run directory under `out_dir`.
-    pub fn train_config(
-        &self,
-        base: &TrainConfig,
-        arm: &Arm,
-        seed: u64,
-    ) -> Result<TrainConfig, String> {
-        let mut cfg: TrainConfig = Figment::from(Serialized::defaults(base))
+    /// The configuration of `arm` for `seed`: the base with the arm's `[train]` overrides,
+    /// the seed, and the run directory under `out_dir`.
+    pub fn arm_config(&self, base: &Config, arm: &Arm, seed: u64) -> Result<Config, String> {
+        let mut train: TrainConfig = Figment::from(Serialized::defaults(&base.train))
             .merge(Serialized::defaults(&arm.train))
             .extract()
             .map_err(|e| format!("arm `{}`: {}", arm.name, e.kind))?;
-        cfg.seed = seed;
-        cfg.out_dir = self.run_dir(&arm.name, seed);
-        Ok(cfg)
+        train.seed = seed;
+        train.out_dir = self.run_dir(&arm.name, seed);
+        Ok(Config {
+            train,
+            ..base.clone()
+        })
     }
 
     /// Where the run of `arm` with `seed` writes.

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use memory_service::MemoryConfig;
 use serde::{Deserialize, Serialize};
 
 use self::config::ExperimentConfig;
+use crate::config::Config;
 use crate::train::{Evaluation, evaluate_checkpoint, train_and_evaluate};
 
 /// What one training run measured (`runs/<arm>/seed-<seed>/result.json`).
@@ -52,8 +52,7 @@ pub(crate) struct AdaptResult {
 /// Runs every arm × seed not yet done, the adaptation study, and writes the report.
 pub(crate) async fn run(
     exp: &ExperimentConfig,
-    base: &learner::TrainConfig,
-    memory: &MemoryConfig,
+    base: &Config,
     command: &str,
 ) -> anyhow::Result<PathBuf> {
     exp.validate(base).map_err(anyhow::Error::msg)?;
@@ -68,11 +67,11 @@ pub(crate) async fn run(
         .enumerate()
     {
         let cfg = exp
-            .train_config(base, arm, seed)
+            .arm_config(base, arm, seed)
             .map_err(anyhow::Error::msg)?;
-        let result = match load::<RunResult>(&cfg.out_dir)? {
+        let result = match load::<RunResult>(&cfg.train.out_dir)? {
             Some(done) => done,
-            None => train_one(&cfg, memory.clone(), &arm.name).await?,
+            None => train_one(&cfg, &arm.name).await?,
         };
         println!(
             "[{}/{total}] {} seed {seed}: test score {:.1} (untrained {:.1}), {:.0} s",
@@ -93,7 +92,7 @@ pub(crate) async fn run(
             .expect("validated");
         for &seed in &exp.seeds {
             let cfg = exp
-                .train_config(base, arm, seed)
+                .arm_config(base, arm, seed)
                 .map_err(anyhow::Error::msg)?;
             let dir = exp
                 .out_dir
@@ -102,7 +101,7 @@ pub(crate) async fn run(
                 .join(format!("seed-{seed}"));
             let result = match load::<AdaptResult>(&dir)? {
                 Some(done) => done,
-                None => adapt_one(exp, cfg, memory.clone(), &dir, name, seed).await?,
+                None => adapt_one(exp, cfg, &dir, name, seed).await?,
             };
             let trials: Vec<String> = result.trials.iter().map(|t| format!("{t:.1}")).collect();
             println!("adaptation {name} seed {seed}: {}", trials.join(" → "));
@@ -114,18 +113,15 @@ pub(crate) async fn run(
     Ok(report)
 }
 
-async fn train_one(
-    cfg: &learner::TrainConfig,
-    memory: MemoryConfig,
-    arm: &str,
-) -> anyhow::Result<RunResult> {
+async fn train_one(full: &Config, arm: &str) -> anyhow::Result<RunResult> {
+    let cfg = &full.train;
     // A run interrupted half way starts again from scratch: arms must be comparable.
     if cfg.out_dir.exists() {
         std::fs::remove_dir_all(&cfg.out_dir)
             .with_context(|| format!("cannot clear {}", cfg.out_dir.display()))?;
     }
     let started = Instant::now();
-    let outcome = train_and_evaluate(cfg, memory, false).await?;
+    let outcome = train_and_evaluate(full, false).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let iterations = read_metrics(&cfg.out_dir.join("metrics.jsonl"))?;
     let env_steps = iterations
@@ -161,22 +157,21 @@ async fn train_one(
 
 async fn adapt_one(
     exp: &ExperimentConfig,
-    mut cfg: learner::TrainConfig,
-    memory: MemoryConfig,
+    mut cfg: Config,
     dir: &Path,
     arm: &str,
     seed: u64,
 ) -> anyhow::Result<AdaptResult> {
-    let checkpoint = learner::checkpoint::latest(&cfg.out_dir)?
+    let checkpoint = learner::checkpoint::latest(&cfg.train.out_dir)?
         .with_context(|| format!("no checkpoint of {arm} seed {seed} to adapt"))?;
-    cfg.tasks = exp.adaptation.tasks.clone();
-    cfg.eval_variations = exp.adaptation.variations;
-    cfg.eval_memory_trials = exp.adaptation.trials;
+    cfg.train.tasks = exp.adaptation.tasks.clone();
+    cfg.eval.variations = exp.adaptation.variations;
+    cfg.eval.memory_trials = exp.adaptation.trials;
     let scratch = dir.join("memory");
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }
-    let eval = evaluate_checkpoint(&cfg, memory, &checkpoint, &scratch, arm).await?;
+    let eval = evaluate_checkpoint(&cfg, &checkpoint, &scratch, arm).await?;
     let trials = (0..exp.adaptation.trials)
         .map(|trial| {
             let scores: Vec<f32> = eval

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::Config;
 use anyhow::Context;
-use learner::TrainConfig;
 
 use super::config::ExperimentConfig;
 use super::{AdaptResult, RunResult, mean};
@@ -61,7 +61,7 @@ fn mean_curve(runs: &[&RunResult]) -> Vec<(f32, f32)> {
 /// Writes report.md and its charts into `exp.out_dir`; returns the report's path.
 pub(super) fn write(
     exp: &ExperimentConfig,
-    base: &TrainConfig,
+    full: &Config,
     runs: &[RunResult],
     adaptation: &[AdaptResult],
     command: &str,
@@ -81,15 +81,16 @@ pub(super) fn write(
         took.as_secs_f64() / 60.0,
         runs.iter().map(|r| r.wall_s).sum::<f64>() / 60.0
     )?;
+    let (base, eval) = (&full.train, &full.eval);
     let variations = match base.variations_per_task {
         0 => "all training variations".to_string(),
         n => format!("the first {n} training variations"),
     };
-    let model = match &base.model {
+    let model = match &full.policy.model {
         Some(path) => format!("the model {}", path.display()),
-        None => format!("a fresh `{}` model", base.preset),
+        None => format!("a fresh `{}` model", full.policy.preset),
     };
-    let empty = match base.eval_memory_trials {
+    let empty = match eval.memory_trials {
         0 | 1 => " — with one trial the memory is still empty, so both columns match",
         _ => "",
     };
@@ -100,9 +101,9 @@ pub(super) fn write(
         base.iterations,
         base.groups_per_iteration,
         base.group_size,
-        base.eval_variations,
-        base.eval_temperature,
-        base.eval_memory_trials
+        eval.variations,
+        eval.temperature,
+        eval.memory_trials
     )?;
 
     writeln!(md, "## Test scores (mean ± std over seeds)\n")?;

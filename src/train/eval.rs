@@ -6,8 +6,33 @@
 
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
 use envs::EnvClient;
-use learner::{Mode, TrainConfig};
 use policy::Policy;
+use serde::{Deserialize, Serialize};
+use trajectory::{LeaseRef, Mode};
+
+use crate::config::Config;
+
+/// `[eval]`: how a policy is evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Test variations per task.
+    pub variations: usize,
+    /// Trials per test variation with memory on (tips accumulate; the last is reported).
+    pub memory_trials: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.4,
+            variations: 4,
+            memory_trials: 2,
+        }
+    }
+}
 
 /// Scores of one evaluation.
 #[derive(Debug, Clone)]
@@ -42,38 +67,42 @@ pub(crate) async fn evaluate(
     env: &mut EnvClient,
     memory: &mut MemoryClient,
     tasks: &[envs::TaskInfo],
-    cfg: &TrainConfig,
+    cfg: &Config,
     label: &str,
 ) -> anyhow::Result<Evaluation> {
     let mut out = Evaluation {
         label: label.to_string(),
         tasks: Vec::new(),
     };
+    let (train, eval) = (&cfg.train, &cfg.eval);
     for task in tasks {
-        let trials = cfg.eval_memory_trials.max(1);
+        let trials = eval.memory_trials.max(1);
         let mut scores = TaskScores {
             task: task.name.clone(),
             plain: Vec::new(),
             trials: vec![Vec::new(); trials],
         };
-        for &variation in task.test_variations.iter().take(cfg.eval_variations) {
+        for &variation in task.test_variations.iter().take(eval.variations) {
             let mut spec = GroupSpec {
-                task: task.name.clone(),
-                variation,
-                slot: format!("eval-{label}/{}/{variation}", task.name),
+                lease: LeaseRef {
+                    task: task.name.clone(),
+                    variation,
+                    slot: format!("eval-{label}/{}/{variation}", task.name),
+                    ..LeaseRef::default()
+                },
                 mode: Mode::Plain,
                 group_size: 1,
                 seed: u64::from(variation),
                 sampling: Sampling {
-                    temperature: cfg.eval_temperature,
-                    top_p: cfg.top_p,
-                    max_action_tokens: cfg.max_action_tokens,
-                    max_steps: cfg.max_steps,
-                    max_prompt_tokens: cfg.max_prompt_tokens,
+                    temperature: eval.temperature,
+                    top_p: train.top_p,
+                    max_action_tokens: train.max_action_tokens,
+                    max_steps: train.max_steps,
+                    max_prompt_tokens: train.max_prompt_tokens,
                 },
                 policy_version: 0,
                 write_tips: false,
-                tip_writer: cfg.tip_writer,
+                tip_writer: cfg.actor.tip_writer,
             };
             let (played, _) = play_group(policy, env, None, &spec).await?;
             scores.plain.push(played[0].final_score);

@@ -1,62 +1,43 @@
-//! The services of a one-process job on free loopback ports, and the policy a `[train]`
-//! section describes.
+//! `[local]`, the services of a one-process job on free loopback ports, and the policy the
+//! configuration describes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use candle_core::{DType, Device};
-use envs::EnvClient;
-use learner::{Learner, TrainConfig};
+use learner::Learner;
 use memory_service::MemoryConfig;
 use policy::Policy;
+use serde::{Deserialize, Serialize};
 
-/// The policy of `cfg`: its model directory or GGUF file on `device` in `dtype`, or a fresh
-/// preset model (created on the CPU).
-pub(crate) fn load_policy(cfg: &TrainConfig) -> anyhow::Result<Policy> {
-    let device = device(&cfg.device)?;
-    let dtype = match cfg.dtype.as_str() {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        other => anyhow::bail!("train.dtype `{other}` is not f32, bf16 or f16"),
-    };
-    Ok(match &cfg.model {
-        Some(path) => Policy::open(path, &device, dtype)
-            .with_context(|| format!("cannot load the model at {}", path.display()))?,
-        None => {
-            anyhow::ensure!(
-                device.is_cpu() && dtype == DType::F32,
-                "a fresh `{}` model is made on the CPU in f32; save one with `empo2 model init` \
-                 and set train.model to train it on {} in {}",
-                cfg.preset,
-                cfg.device,
-                cfg.dtype
-            );
-            let preset = cfg.preset.parse().map_err(anyhow::Error::msg)?;
-            policy::init::init_policy(preset, cfg.seed)?
+use crate::config::Config;
+
+/// `[local]`: the one-process job of `empo2 train`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Rollout actors run in the process (each builds its own copy of the policy).
+    pub actors: usize,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self { actors: 2 }
+    }
+}
+
+impl LocalConfig {
+    /// Checks the settings can work.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.actors {
+            0 => Err("local.actors must be at least 1".into()),
+            _ => Ok(()),
         }
-    })
+    }
 }
 
-/// `cpu`, `cuda` or `cuda:N`.
-fn device(name: &str) -> anyhow::Result<Device> {
-    let ordinal = match name {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .with_context(|| format!("train.device `{other}` is not cpu, cuda or cuda:N"))?,
-    };
-    Device::new_cuda(ordinal).with_context(|| {
-        format!("cannot use {name} (is this a build with `--features cuda` on a GPU machine?)")
-    })
-}
-
-/// The built-in worlds on a free loopback port, and a client for them.
-pub(crate) async fn serve_builtin() -> anyhow::Result<EnvClient> {
-    Ok(actor::worker::serve_builtin().await?)
+/// The policy `[policy]` describes (a fresh preset model is drawn with `[train] seed`).
+pub(crate) fn load_policy(cfg: &Config) -> anyhow::Result<Policy> {
+    Ok(cfg.policy.load(cfg.train.seed)?)
 }
 
 /// Stops the loopback services started with its [`Scope::until_dropped`] when it is dropped,

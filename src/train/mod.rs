@@ -1,11 +1,11 @@
 //! `empo2 train`: the whole EMPO² job in one process, wired as in a cluster — the tip memory
-//! service, the learner and `actors` rollout actors talk gRPC over loopback; each actor
-//! serves the built-in worlds to itself. Before and after training, an evaluation on the
-//! test variations.
+//! service, the learner and `[local] actors` rollout actors talk gRPC over loopback; each
+//! actor serves the built-in worlds to itself and builds the model the learner sends. Before
+//! and after training, an evaluation on the test variations.
 //!
-//! - `eval`: test variations without memory, and with memory over repeated trials.
+//! - `eval`: `[eval]`; test variations without memory, and with memory over repeated trials.
 //! - `report`: progress bar, curve.png and the evaluation table.
-//! - `local`: the services on loopback, and the policy a config describes.
+//! - `local`: `[local]`; the services on loopback, and the policy the config describes.
 
 mod eval;
 pub(crate) mod local;
@@ -13,19 +13,20 @@ mod report;
 
 use anyhow::Context;
 use learner::pool::Pool;
-use learner::{Learner, LearnerOptions, TrainConfig};
-use memory_service::MemoryConfig;
+use learner::{Learner, LearnerOptions};
 use tokio::sync::watch;
 
+pub use self::eval::EvalConfig;
 pub(crate) use self::eval::{Evaluation, evaluate};
+pub use self::local::LocalConfig;
 use self::report::Reporter;
 pub(crate) use self::report::write_evaluation;
+use crate::config::Config;
 
 /// Loads the checkpoint `dir` into the model `cfg` describes and evaluates it on the test
-/// variations of `cfg.tasks`, with a fresh memory service storing in `scratch`.
+/// variations of `train.tasks`, with a fresh memory service storing in `scratch`.
 pub(crate) async fn evaluate_checkpoint(
-    cfg: &TrainConfig,
-    memory_cfg: MemoryConfig,
+    cfg: &Config,
     dir: &std::path::Path,
     scratch: &std::path::Path,
     label: &str,
@@ -34,12 +35,12 @@ pub(crate) async fn evaluate_checkpoint(
     let weights = std::fs::read(learner::checkpoint::weights_path(dir))
         .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
     policy::weights::load_safetensors(&policy.vars, &weights)?;
-    let tasks = Pool::builtin(&cfg.tasks)?.tasks;
-    let token = memory_cfg.auth_token.clone();
+    let tasks = Pool::builtin(&cfg.train.tasks)?.tasks;
+    let token = cfg.memory.auth_token.clone();
     let scope = local::Scope::new();
-    let memory = local::serve_memory(memory_cfg, scratch.to_path_buf(), &scope).await?;
+    let memory = local::serve_memory(cfg.memory.clone(), scratch.to_path_buf(), &scope).await?;
     let mut memory = actor::MemoryClient::connect(&memory, token.as_deref()).await?;
-    let mut env = local::serve_builtin().await?;
+    let mut env = envs::serve_loopback().await?;
     evaluate(&policy, &mut env, &mut memory, &tasks, cfg, label).await
 }
 
@@ -50,28 +51,27 @@ pub(crate) struct Outcome {
 }
 
 /// Runs a whole training job (or resumes it) and its evaluation; writes eval.md.
-pub async fn run(cfg: TrainConfig, memory_cfg: MemoryConfig, resume: bool) -> anyhow::Result<()> {
-    let outcome = train_and_evaluate(&cfg, memory_cfg, resume).await?;
+pub async fn run(cfg: Config, resume: bool) -> anyhow::Result<()> {
+    let outcome = train_and_evaluate(&cfg, resume).await?;
     let evals: Vec<_> = outcome.before.into_iter().chain([outcome.after]).collect();
-    write_evaluation(&cfg.out_dir, &evals, cfg.eval_temperature)
+    write_evaluation(&cfg.train.out_dir, &evals, cfg.eval.temperature)
 }
 
 /// Trains as `cfg` says (metrics.jsonl, checkpoints and curve.png in `out_dir`) between two
 /// evaluations.
-pub(crate) async fn train_and_evaluate(
-    cfg: &TrainConfig,
-    memory_cfg: MemoryConfig,
-    resume: bool,
-) -> anyhow::Result<Outcome> {
+pub(crate) async fn train_and_evaluate(full: &Config, resume: bool) -> anyhow::Result<Outcome> {
+    let cfg = &full.train;
     cfg.validate().map_err(anyhow::Error::msg)?;
+    full.local.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&cfg.out_dir)
         .with_context(|| format!("cannot create {}", cfg.out_dir.display()))?;
     let builtin = Pool::builtin(&cfg.tasks)?;
-    let memory_token = memory_cfg.auth_token.clone();
+    let memory_token = full.memory.auth_token.clone();
     let scope = local::Scope::new();
-    let memory = local::serve_memory(memory_cfg, cfg.out_dir.join("memory"), &scope).await?;
-    let mut env = local::serve_builtin().await?;
-    let policy = local::load_policy(cfg)?;
+    let memory_dir = cfg.out_dir.join("memory");
+    let memory = local::serve_memory(full.memory.clone(), memory_dir, &scope).await?;
+    let mut env = envs::serve_loopback().await?;
+    let policy = local::load_policy(full)?;
     eprintln!(
         "empo2 train: {} parameters, tasks {:?}, {} iterations × {} groups × {} episodes, {} actors → {}",
         policy.parameter_count(),
@@ -79,7 +79,7 @@ pub(crate) async fn train_and_evaluate(
         cfg.iterations,
         cfg.groups_per_iteration,
         cfg.group_size,
-        cfg.actors,
+        full.local.actors,
         cfg.out_dir.display()
     );
     let mut memory_client = actor::MemoryClient::connect(&memory, memory_token.as_deref()).await?;
@@ -92,7 +92,7 @@ pub(crate) async fn train_and_evaluate(
                 &mut env,
                 &mut memory_client,
                 &builtin.tasks,
-                cfg,
+                full,
                 "untrained",
             )
             .await?,
@@ -113,18 +113,17 @@ pub(crate) async fn train_and_evaluate(
     let learner_endpoint = local::serve_learner(&learner, &scope).await?;
     let (stop, stopped) = watch::channel(false);
     let mut actors = Vec::new();
-    for i in 0..cfg.actors {
+    for i in 0..full.local.actors {
         let options = actor::ActorOptions {
             id: format!("local-{i}"),
             learner: learner_endpoint.clone(),
             memory: Some(memory.clone()),
             learner_token: cfg.auth_token.clone(),
             memory_token: memory_token.clone(),
-            tip_writer: cfg.tip_writer,
+            tip_writer: full.actor.tip_writer,
         };
-        let policy = local::load_policy(cfg)?;
         let mut stopped = stopped.clone();
-        actors.push(tokio::spawn(actor::run(policy, options, async move {
+        actors.push(tokio::spawn(actor::run(options, async move {
             stopped.wait_for(|s| *s).await.ok();
         })));
     }
@@ -152,7 +151,7 @@ pub(crate) async fn train_and_evaluate(
         &mut env,
         &mut memory_client,
         &tasks,
-        cfg,
+        full,
         "trained",
     )
     .await?;

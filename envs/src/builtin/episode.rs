@@ -1,7 +1,7 @@
 //! A built-in episode: a world, its scenario, and the score so far.
 
 use super::scenario::Scenario;
-use crate::environment::{EnvError, Episode, Observation, StepOutcome};
+use crate::environment::{EnvError, LiveEpisode, Observation, StepOutcome};
 use crate::world::plan::Planner;
 use crate::world::{Command, World};
 
@@ -82,7 +82,7 @@ impl BuiltinEpisode {
     }
 }
 
-impl Episode for BuiltinEpisode {
+impl LiveEpisode for BuiltinEpisode {
     fn observation(&self) -> &Observation {
         &self.observation
     }

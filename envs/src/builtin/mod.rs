@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use self::episode::BuiltinEpisode;
 use self::scenario::{Category, Scenario, Split};
-use crate::environment::{EnvError, Environment, Episode, ResetSpec, TaskInfo};
+use crate::environment::{EnvError, Environment, LiveEpisode, ResetSpec, TaskInfo};
 use crate::world::World;
 
 /// Variations per task; the first [`TRAIN_VARIATIONS`] are for training.
@@ -132,16 +132,20 @@ impl Builtin {
     }
 }
 
+/// The built-in worlds' one name: what ListTasks answers, the learner's registry entry and
+/// `RegisterEnvironment.builtin` all use it.
+pub const WORLD_NAME: &str = "house";
+
 impl Environment for Builtin {
     fn name(&self) -> &str {
-        "builtin"
+        WORLD_NAME
     }
 
     fn tasks(&self) -> &[TaskInfo] {
         &self.tasks
     }
 
-    fn reset(&self, spec: &ResetSpec) -> Result<Box<dyn Episode>, EnvError> {
+    fn reset(&self, spec: &ResetSpec) -> Result<Box<dyn LiveEpisode>, EnvError> {
         if let Some(key) = spec.options.keys().next() {
             return Err(EnvError::InvalidOption(format!(
                 "the builtin environment takes no options; got `{key}`"

@@ -1,6 +1,7 @@
 //! Weight broadcast: a version is serialised once (safetensors) and its bytes are cut into
-//! chunks, each with its CRC32C and the whole version's SHA-256; the [`Assembler`] on the
-//! receiving side puts a version back together and accepts it only whole and intact.
+//! chunks, each with its CRC32C, the whole version's SHA-256 and the id of the model it
+//! belongs to; the [`Assembler`] on the receiving side puts a version back together and
+//! accepts it only whole and intact. A [`ModelSpec`] says what to build to load it.
 
 use bytes::Bytes;
 use empo2_proto::learner::v1 as pb;
@@ -8,6 +9,39 @@ use sha2::{Digest, Sha256};
 
 /// Bytes per chunk (well under gRPC's 4 MiB default message limit).
 pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// What a subscriber builds before it loads weights: the policy's `config.json` and
+/// `tokenizer.json` (as the learner's `Model` call returns them), and their id, which every
+/// weights chunk carries, so a subscriber notices when the learner trains another model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// `config.json`.
+    pub config_json: String,
+    /// `tokenizer.json`.
+    pub tokenizer_json: String,
+    /// First 16 hex digits of the SHA-256 of both texts.
+    pub id: String,
+}
+
+impl ModelSpec {
+    /// The spec of a model, with its id.
+    pub fn new(config_json: String, tokenizer_json: String) -> Self {
+        let mut hasher = Sha256::new();
+        for text in [&config_json, &tokenizer_json] {
+            hasher.update((text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        let id = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            config_json,
+            tokenizer_json,
+            id,
+        }
+    }
+}
 
 /// One published policy version.
 #[derive(Debug, Clone)]
@@ -18,16 +52,19 @@ pub struct Published {
     pub bytes: Bytes,
     /// SHA-256 of `bytes`.
     pub sha256: [u8; 32],
+    /// The [`ModelSpec::id`] of the model the weights fit.
+    pub model_id: String,
 }
 
 impl Published {
-    /// Stamps `bytes` as `version`.
-    pub fn new(version: u64, bytes: Vec<u8>) -> Self {
+    /// Stamps `bytes` as `version` of model `model_id`.
+    pub fn new(version: u64, bytes: Vec<u8>, model_id: &str) -> Self {
         let sha256 = Sha256::digest(&bytes).into();
         Self {
             version,
             bytes: Bytes::from(bytes),
             sha256,
+            model_id: model_id.to_string(),
         }
     }
 
@@ -46,6 +83,7 @@ impl Published {
                 crc32c: crc32c::crc32c(&data),
                 data,
                 sha256: self.sha256.to_vec(),
+                model_id: self.model_id.clone(),
             }
         })
     }
@@ -119,6 +157,7 @@ impl Assembler {
             version: chunk.version,
             bytes: Bytes::from(bytes),
             sha256,
+            model_id: chunk.model_id,
         }))
     }
 }

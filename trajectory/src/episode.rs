@@ -1,7 +1,7 @@
 //! A finished episode as the learner trains on it: the segments of its final prompt (each
 //! tokenised on its own), its rewards, and the mode it was played in.
 
-use crate::error::LearnerError;
+use crate::error::TrajectoryError;
 
 /// The three EMPO² modes (ALGORITHM.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -54,10 +54,19 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// Tokens sampled: those of its action segments.
+    pub fn action_tokens(&self) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Action)
+            .map(|s| s.tokens.len())
+            .sum()
+    }
+
     /// Checks lengths and numbers: action log-probs match their tokens and are finite and
     /// ≤ 0, rewards are finite and come one per step, token ids are below `vocab_size`.
-    pub fn validate(&self, vocab_size: usize) -> Result<(), LearnerError> {
-        let invalid = |m: String| Err(LearnerError::Invalid(m));
+    pub fn validate(&self, vocab_size: usize) -> Result<(), TrajectoryError> {
+        let invalid = |m: String| Err(TrajectoryError::Invalid(m));
         match self.segments.first().map(|s| s.kind) {
             None => return invalid("no segments".into()),
             Some(SegmentKind::Action) => {
