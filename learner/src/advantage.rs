@@ -23,6 +23,24 @@ pub fn group_advantages(returns: &[f32]) -> Vec<f32> {
     returns.iter().map(|r| (r - mean) / (std + 1e-6)).collect()
 }
 
+/// Packs a group's episodes with their GRPO advantages on the full return.
+pub fn group_items(group: &Group, lambda: f32) -> Vec<Item> {
+    let returns: Vec<f32> = group
+        .episodes
+        .iter()
+        .map(|e| episode_return(&e.episode.extrinsic, &e.episode.intrinsic, lambda))
+        .collect();
+    group
+        .episodes
+        .iter()
+        .zip(group_advantages(&returns))
+        .map(|(e, advantage)| Item {
+            packed: pack(&e.episode),
+            advantage,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,22 +73,4 @@ mod tests {
         assert_eq!(group_advantages(&[30.0]), vec![0.0]);
         assert!(group_advantages(&[]).is_empty());
     }
-}
-
-/// Packs a group's episodes with their GRPO advantages on the full return.
-pub fn group_items(group: &Group, lambda: f32) -> Vec<Item> {
-    let returns: Vec<f32> = group
-        .episodes
-        .iter()
-        .map(|e| episode_return(&e.episode.extrinsic, &e.episode.intrinsic, lambda))
-        .collect();
-    group
-        .episodes
-        .iter()
-        .zip(group_advantages(&returns))
-        .map(|(e, advantage)| Item {
-            packed: pack(&e.episode),
-            advantage,
-        })
-        .collect()
 }

@@ -24,7 +24,7 @@ pub struct Opened {
 
 enum OpenedStore {
     Embedded(EmbeddedStore),
-    Qdrant(QdrantStore),
+    Qdrant(Box<QdrantStore>),
 }
 
 /// Loads the embedder and opens the store `cfg` describes.
@@ -46,9 +46,9 @@ pub async fn open(cfg: MemoryConfig) -> Result<Opened, MemoryError> {
             &space,
             write_rules(&cfg),
         )?),
-        BackendKind::Qdrant => OpenedStore::Qdrant(
+        BackendKind::Qdrant => OpenedStore::Qdrant(Box::new(
             QdrantStore::connect(&cfg.qdrant, embedder.dims(), write_rules(&cfg)).await?,
-        ),
+        )),
     };
     Ok(Opened {
         store,
@@ -74,7 +74,7 @@ impl Opened {
                 serve_store(listener, store, embedder, cfg, shutdown).await
             }
             OpenedStore::Qdrant(store) => {
-                serve_store(listener, store, embedder, cfg, shutdown).await
+                serve_store(listener, *store, embedder, cfg, shutdown).await
             }
         }
     }

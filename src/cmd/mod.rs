@@ -2,6 +2,7 @@
 
 mod actor;
 mod bench;
+mod config;
 mod env;
 mod eval;
 mod experiment;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Measure a component and print its figures beside a reference.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Print the configuration in effect (defaults, the `--config` file, `EMPO2__…`
+    /// variables) as TOML, or as JSON with every key.
+    Config(config::Args),
     /// Ask a server's gRPC health service whether it serves (exit 0 if it does): the
     /// container health check.
     Health(health::Args),
@@ -56,6 +60,7 @@ impl Command {
         matches!(
             self,
             Command::Env(env::Command::Play { .. })
+                | Command::Config(_)
                 | Command::Bench(_)
                 | Command::Train(_)
                 | Command::Eval(_)
@@ -69,7 +74,10 @@ impl Command {
     pub fn exports_metrics(&self) -> bool {
         !matches!(
             self,
-            Command::Health(_) | Command::Env(env::Command::Register(_)) | Command::Model(_)
+            Command::Health(_)
+                | Command::Env(env::Command::Register(_))
+                | Command::Model(_)
+                | Command::Config(_)
         )
     }
 }
@@ -88,5 +96,6 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
         Command::Model(command) => model::run(command),
         Command::Bench(command) => bench::run(command, cfg).await,
         Command::Health(args) => health::run(args).await,
+        Command::Config(args) => config::run(args, cfg),
     }
 }
