@@ -8,6 +8,10 @@ const CONFIG: &str = r#"
 [memory.embedder]
 kind = "hash"
 
+[eval]
+variations = 1
+memory_trials = 1
+
 [train]
 tasks = ["find-animal"]
 variations_per_task = 4
@@ -15,8 +19,6 @@ iterations = 2
 groups_per_iteration = 1
 group_size = 4
 max_steps = 4
-eval_variations = 1
-eval_memory_trials = 1
 checkpoint_every = 2
 
 [experiment]

@@ -37,6 +37,11 @@ kind = "hash"
 [memory.rules]
 limit = 3
 
+[eval]
+variations = 40
+memory_trials = 1
+temperature = 1.0
+
 [train]
 seed = 2
 tasks = ["fetch-and-place"]
@@ -47,9 +52,6 @@ group_size = 8
 max_steps = 8
 max_prompt_tokens = 512
 minibatch_episodes = 8
-eval_variations = 40
-eval_memory_trials = 1
-eval_temperature = 1.0
 
 [train.optim]
 lr = 0.01

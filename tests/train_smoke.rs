@@ -12,14 +12,16 @@ fn a_small_training_run_writes_its_reports() {
 [memory.embedder]
 kind = "hash"
 
+[eval]
+variations = 1
+memory_trials = 2
+
 [train]
 tasks = ["find-animal", "power-component"]
 iterations = 2
 groups_per_iteration = 2
 group_size = 4
 max_steps = 4
-eval_variations = 1
-eval_memory_trials = 2
 "#,
     );
 

@@ -38,13 +38,7 @@ impl Policy {
             .parse()
             .map_err(|e| PolicyError::Tokenizer(format!("tokenizer.json: {e}")))?;
         let tokenizer = ChatTokenizer::new(inner)?;
-        if tokenizer.vocab_size() > cfg.vocab_size {
-            return Err(PolicyError::Config(format!(
-                "the tokenizer has {} tokens but vocab_size is {}",
-                tokenizer.vocab_size(),
-                cfg.vocab_size
-            )));
-        }
+        crate::fits_vocabulary(&tokenizer, &cfg)?;
         let vars = VarMap::new();
         let model = Qwen2::new(&cfg, VarBuilder::from_varmap(&vars, DType::F32, device))?;
         Ok(Self {

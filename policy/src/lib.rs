@@ -66,13 +66,7 @@ impl Policy {
             &std::fs::read_to_string(&config_path).map_err(io(&config_path))?,
         )?;
         let tokenizer = ChatTokenizer::load(dir)?;
-        if tokenizer.vocab_size() > cfg.vocab_size {
-            return Err(PolicyError::Config(format!(
-                "the tokenizer has {} tokens but vocab_size is {}",
-                tokenizer.vocab_size(),
-                cfg.vocab_size
-            )));
-        }
+        fits_vocabulary(&tokenizer, &cfg)?;
         let mut tensors = read_safetensors(dir, device)?;
         if cfg.tie_word_embeddings {
             tensors.remove("lm_head.weight");
@@ -101,6 +95,18 @@ impl Policy {
     pub fn parameter_count(&self) -> usize {
         self.vars.all_vars().iter().map(|v| v.elem_count()).sum()
     }
+}
+
+/// A tokenizer fits a model whose vocabulary holds every one of its tokens.
+fn fits_vocabulary(tokenizer: &ChatTokenizer, cfg: &ModelConfig) -> Result<()> {
+    if tokenizer.vocab_size() > cfg.vocab_size {
+        return Err(PolicyError::Config(format!(
+            "the tokenizer has {} tokens but vocab_size is {}",
+            tokenizer.vocab_size(),
+            cfg.vocab_size
+        )));
+    }
+    Ok(())
 }
 
 /// Every tensor of a checkpoint directory, single-file or sharded.
