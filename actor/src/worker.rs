@@ -109,6 +109,7 @@ async fn work(options: &ActorOptions) {
             Ok(held) => (&held.policy, held.version.unwrap_or(0)),
             Err(err) => {
                 tracing::warn!(%err, "cannot load weights; the group is left to expire");
+                tokio::time::sleep(backoff.wait()).await;
                 continue;
             }
         };
