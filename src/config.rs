@@ -22,6 +22,9 @@ pub struct Config {
     /// `[policy]`: the model trained, its device and dtype (the learner's and `empo2 eval`'s;
     /// actors build what the learner sends).
     pub policy: policy::PolicyConfig,
+    /// `[sft]`: the supervised warm start (`empo2 sft`, and `empo2 train` when
+    /// `before_train`).
+    pub sft: crate::sft::SftConfig,
     /// `[train]`: the learner's job.
     pub train: learner::TrainConfig,
     /// `[actor]`: what a rollout actor decides for itself.

@@ -6,6 +6,8 @@ mod config;
 mod experiment;
 mod logging;
 mod plot;
+mod progress;
+mod sft;
 mod shutdown;
 mod train;
 

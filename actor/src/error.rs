@@ -31,6 +31,9 @@ pub enum ActorError {
     /// The learner refused a request or is unreachable.
     #[error("learner: {0}")]
     Learner(tonic::Status),
+    /// A demonstration cannot be turned into an episode.
+    #[error("demonstration: {0}")]
+    Demonstration(String),
     /// The policy failed (bad token, context exceeded).
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: `[actor]`, the actor's own settings.
 //! - [`prompt`]: the ChatML pieces of an episode, each tokenised on its own as a segment.
+//! - [`demonstration`]: demonstrations → the episodes an actor would send (`empo2 sft`).
 //! - [`memory`]: the tip memory client — retrieve tips, novelty rewards, insert entries.
 //! - [`rollout`]: plays one group of N episodes, batched, with the KV cache kept across turns;
 //!   `transcript` is one episode in progress, `timing` the group's time split.
@@ -17,6 +18,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod demonstration;
 mod error;
 pub mod lease;
 pub mod memory;
@@ -29,6 +31,7 @@ pub mod weights;
 pub mod worker;
 
 pub use config::ActorConfig;
+pub use demonstration::{Demonstration, Turn};
 pub use error::ActorError;
 pub use memory::MemoryClient;
 pub use rollout::{GroupSpec, Sampling, play_group};

@@ -79,3 +79,27 @@ pub fn reflection(final_score: f32, success: bool) -> String {
 pub fn assistant_prompt() -> String {
     chatml::assistant_prompt()
 }
+
+/// The segments of one turn before its action: the observation, the tips (when there are
+/// any) and the assistant prompt. Actors and demonstrations build turns only through this.
+pub fn turn(
+    tokenizer: &ChatTokenizer,
+    observation_text: &str,
+    first: bool,
+    tip_texts: &[String],
+) -> Result<Vec<Segment>, ActorError> {
+    let mut turn = vec![segment(
+        tokenizer,
+        SegmentKind::Observation,
+        &observation(observation_text, first),
+    )?];
+    if !tip_texts.is_empty() {
+        turn.push(segment(tokenizer, SegmentKind::Tip, &tips(tip_texts))?);
+    }
+    turn.push(segment(
+        tokenizer,
+        SegmentKind::Observation,
+        &assistant_prompt(),
+    )?);
+    Ok(turn)
+}

@@ -87,29 +87,14 @@ impl Transcript {
         first: bool,
         timing: &mut Timing,
     ) -> Result<Vec<u32>, ActorError> {
-        let mut turn = vec![prompt::segment(
-            tok,
-            SegmentKind::Observation,
-            &prompt::observation(&self.observation.text, first),
-        )?];
+        let mut tips = Vec::new();
         if let Some(memory) = memory {
             let query = head(&self.text, EMBED_TEXT_BYTES);
-            let tips = timed(&mut timing.memory, memory.retrieve(slot, query)).await?;
+            tips = timed(&mut timing.memory, memory.retrieve(slot, query)).await?;
             self.retrievals += 1;
-            if !tips.is_empty() {
-                self.tips_shown += tips.len();
-                turn.push(prompt::segment(
-                    tok,
-                    SegmentKind::Tip,
-                    &prompt::tips(&tips),
-                )?);
-            }
+            self.tips_shown += tips.len();
         }
-        turn.push(prompt::segment(
-            tok,
-            SegmentKind::Observation,
-            &prompt::assistant_prompt(),
-        )?);
+        let turn = prompt::turn(tok, &self.observation.text, first, &tips)?;
         let tokens = turn.iter().flat_map(|s| s.tokens.iter().copied()).collect();
         self.segments.extend(turn);
         Ok(tokens)
@@ -150,6 +135,7 @@ impl Transcript {
                     text.chars().take(200).collect()
                 }
             });
+        tracing::debug!(sampled = %text, %action, "action");
         self.segments.push(Segment {
             kind: SegmentKind::Action,
             tokens: generation.tokens,
@@ -167,6 +153,7 @@ impl Transcript {
         novelty: f32,
         max_steps: u32,
     ) {
+        tracing::debug!(%action, score = outcome.score, done = outcome.done, "step");
         self.intrinsic.push(novelty);
         self.text.push_str(&format!(
             "\n> {action}\n{}",

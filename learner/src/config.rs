@@ -8,6 +8,18 @@ use crate::loss::LossConfig;
 use policy::optim::OptimConfig;
 use serde::{Deserialize, Serialize};
 
+/// How group modes are drawn (see [`TrainConfig::mode_schedule`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeSchedule {
+    /// Each group draws its mode on its own.
+    #[default]
+    Random,
+    /// Group i is a memory group when ⌊(i+1)·p + u⌋ > ⌊i·p + u⌋ (u a seeded offset), and the
+    /// memory groups split between mem_off and mem_on the same way with q.
+    Stratified,
+}
+
 /// The training job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +51,10 @@ pub struct TrainConfig {
     pub memory_probability: f64,
     /// q: given memory, probability that it trains off-policy (mem_off).
     pub off_policy_probability: f64,
+    /// How modes are drawn with p and q: `random` (each group on its own, as the paper) or
+    /// `stratified` (the realised mix follows p and q exactly, up to rounding carried from
+    /// one group to the next, so small runs train the mix they claim to).
+    pub mode_schedule: ModeSchedule,
     /// λ: weight of the intrinsic (novelty) reward in the return.
     pub intrinsic_coef: f32,
     /// Sampling temperature in training.
@@ -83,6 +99,7 @@ impl Default for TrainConfig {
             group_size: 8,
             memory_probability: 0.25,
             off_policy_probability: 2.0 / 3.0,
+            mode_schedule: ModeSchedule::Random,
             intrinsic_coef: 1.0,
             temperature: 1.0,
             top_p: 1.0,
@@ -134,6 +151,7 @@ impl TrainConfig {
         if self.max_steps == 0 {
             return Err("train.max_steps must be at least 1".into());
         }
+        self.optim.validate().map_err(|e| format!("train.{e}"))?;
         empo2_proto::auth::check_token("train.auth_token", self.auth_token.as_deref())
     }
 }

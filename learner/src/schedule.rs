@@ -1,7 +1,8 @@
 //! The scheduler: which group an actor plays next, and the leases out. A group's task comes
 //! from the pool, its variation at random from the task's first `variations_per_task`
 //! training variations, its mode drawn with p and q (ALGORITHM.md §2: memory with
-//! probability p, then off-policy with probability q; p = 0 is plain GRPO). A lease not
+//! probability p, then off-policy with probability q; p = 0 is plain GRPO) — at random, or
+//! stratified so that the realised mix is p and q up to rounding. A lease not
 //! brought back by its deadline expires and its group is leased again, under new ids.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,7 +14,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::TrainConfig;
+use crate::config::{ModeSchedule, TrainConfig};
 use crate::pool::Pool;
 use trajectory::Mode;
 use trajectory::wire::mode_to_pb;
@@ -64,6 +65,36 @@ pub fn sampling(cfg: &TrainConfig, temperature: f64) -> pb::SamplingSettings {
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A mode drawn at random: memory with probability p, then mem_off with probability q.
+fn random_mode(rng: &mut StdRng, cfg: &TrainConfig) -> Mode {
+    match (
+        rng.random_bool(cfg.memory_probability),
+        rng.random_bool(cfg.off_policy_probability),
+    ) {
+        (false, _) => Mode::Plain,
+        (true, true) => Mode::MemOff,
+        (true, false) => Mode::MemOn,
+    }
+}
+
+/// The mode of group `i` in the stratified schedule: after n groups, exactly ⌊n·p + u⌋ were
+/// memory groups, and after m memory groups ⌊m·q + v⌋ of them mem_off (u, v seeded offsets
+/// in [0, 1)), so every window of groups holds the configured mix up to one group.
+fn stratified_mode(i: u64, cfg: &TrainConfig) -> Mode {
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed0f_5c4e_d01e);
+    let (u, v): (f64, f64) = (rng.random(), rng.random());
+    let count = |n: u64, rate: f64, offset: f64| (n as f64 * rate + offset).floor() as u64;
+    let memory_before = count(i, cfg.memory_probability, u);
+    if count(i + 1, cfg.memory_probability, u) == memory_before {
+        return Mode::Plain;
+    }
+    let q = cfg.off_policy_probability;
+    match count(memory_before + 1, q, v) > count(memory_before, q, v) {
+        true => Mode::MemOff,
+        false => Mode::MemOn,
+    }
 }
 
 impl Scheduler {
@@ -168,14 +199,9 @@ impl Scheduler {
             n => &task.train_variations[..n.min(task.train_variations.len())],
         };
         let variation = *pool.choose(&mut rng)?;
-        let mode = if rng.random_bool(cfg.memory_probability) {
-            if rng.random_bool(cfg.off_policy_probability) {
-                Mode::MemOff
-            } else {
-                Mode::MemOn
-            }
-        } else {
-            Mode::Plain
+        let mode = match cfg.mode_schedule {
+            ModeSchedule::Random => random_mode(&mut rng, cfg),
+            ModeSchedule::Stratified => stratified_mode(self.state.drawn - 1, cfg),
         };
         Some(pb::LeaseResponse {
             lease_id: String::new(),
@@ -194,5 +220,67 @@ impl Scheduler {
             idle: false,
             retry_after_ms: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(p: f64, q: f64, seed: u64) -> TrainConfig {
+        TrainConfig {
+            memory_probability: p,
+            off_policy_probability: q,
+            mode_schedule: ModeSchedule::Stratified,
+            seed,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn modes(cfg: &TrainConfig, n: u64) -> Vec<Mode> {
+        (0..n).map(|i| stratified_mode(i, cfg)).collect()
+    }
+
+    #[test]
+    fn the_stratified_schedule_trains_the_configured_mix_in_every_iteration() {
+        for seed in 0..20 {
+            let cfg = cfg(0.25, 2.0 / 3.0, seed);
+            let all = modes(&cfg, 48);
+            // Every iteration of 4 groups has exactly one memory group …
+            for iteration in all.chunks(4) {
+                let memory = iteration.iter().filter(|&&m| m != Mode::Plain).count();
+                assert_eq!(memory, 1, "seed {seed}: {iteration:?}");
+            }
+            // … and every 3 memory groups, two train off-policy.
+            let memory: Vec<Mode> = all.into_iter().filter(|&m| m != Mode::Plain).collect();
+            for three in memory.chunks(3) {
+                let off = three.iter().filter(|&&m| m == Mode::MemOff).count();
+                assert_eq!(off, 2, "seed {seed}: {three:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_stratified_schedule_keeps_the_extremes() {
+        assert!(
+            modes(&cfg(0.0, 0.5, 3), 40)
+                .iter()
+                .all(|&m| m == Mode::Plain)
+        );
+        assert!(
+            modes(&cfg(1.0, 1.0, 3), 40)
+                .iter()
+                .all(|&m| m == Mode::MemOff)
+        );
+        assert!(
+            modes(&cfg(1.0, 0.0, 3), 40)
+                .iter()
+                .all(|&m| m == Mode::MemOn)
+        );
+        let half = modes(&cfg(0.5, 0.5, 7), 400);
+        let count = |mode| half.iter().filter(|&&m| m == mode).count();
+        assert_eq!(count(Mode::Plain), 200);
+        assert_eq!(count(Mode::MemOff), 100);
+        assert_eq!(count(Mode::MemOn), 100);
     }
 }

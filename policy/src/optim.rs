@@ -42,6 +42,30 @@ impl Default for OptimConfig {
     }
 }
 
+impl OptimConfig {
+    /// Checks the settings are usable: a positive finite learning rate and clip norm, and a
+    /// finite non-negative weight decay.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.lr) {
+            return Err(format!("optim.lr is {}; it must be positive", self.lr));
+        }
+        if !positive(self.max_grad_norm) {
+            return Err(format!(
+                "optim.max_grad_norm is {}; it must be positive",
+                self.max_grad_norm
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!(
+                "optim.weight_decay is {}; it must be at least 0",
+                self.weight_decay
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The gradient a clipped step took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradNorm {

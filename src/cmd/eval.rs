@@ -11,7 +11,8 @@ use crate::config::Config;
 /// Flags of `empo2 eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A checkpoint directory (default: the newest under the run's directory).
+    /// A learner checkpoint or a model directory in Hugging Face layout, e.g. a warm start
+    /// (default: the newest checkpoint under the run's directory).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// The run's directory (default `[train].out_dir`).

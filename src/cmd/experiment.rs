@@ -18,6 +18,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
         cfg.experiment.out_dir = dir;
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    crate::sft::warm_start(&mut cfg).await?;
     crate::experiment::run(&cfg.experiment, &cfg, &command).await?;
     Ok(())
 }

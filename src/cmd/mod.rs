@@ -11,6 +11,7 @@ mod learner;
 mod memory;
 mod model;
 mod register;
+mod sft;
 mod train;
 
 use std::path::Path;
@@ -23,6 +24,9 @@ pub enum Command {
     /// Train a policy with EMPO² in one process: tip memory, built-in worlds, rollouts and
     /// updates over loopback, then evaluate it on the test variations.
     Train(train::Args),
+    /// Warm a policy up on demonstrations before RL: gold paths of an environment's tasks
+    /// and/or a JSONL file of transcripts; loss on the action tokens only.
+    Sft(sft::Args),
     /// Run the learner service (gRPC `empo2.learner.v1.Learner`): leases groups to actors,
     /// trains on what they bring back, broadcasts weights, checkpoints.
     Learner(learner::Args),
@@ -63,6 +67,7 @@ impl Command {
                 | Command::Config(_)
                 | Command::Bench(_)
                 | Command::Train(_)
+                | Command::Sft(_)
                 | Command::Eval(_)
                 | Command::Experiment(_)
         )
@@ -87,6 +92,7 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
     let cfg = crate::config::load(config)?;
     match command {
         Command::Train(args) => train::run(args, cfg).await,
+        Command::Sft(args) => sft::run(args, cfg).await,
         Command::Learner(args) => learner::run(args, cfg).await,
         Command::Actor(args) => actor::run(args, cfg).await,
         Command::Eval(args) => eval::run(args, cfg).await,

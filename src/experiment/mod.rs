@@ -2,13 +2,14 @@
 //! with everything else equal, then an adaptation study, then a report (ALGORITHM.md §7).
 //!
 //! - `config`: `[experiment]` — arms as `[train]` overrides, seeds, adaptation.
-//! - `report`: the Markdown report and its charts.
+//! - `report`: the Markdown report and its charts; `stats`: its intervals and tests.
 //!
 //! Each run writes `result.json` when it is done; a rerun skips finished runs, so an
 //! interrupted experiment continues where it stopped.
 
 pub(crate) mod config;
 mod report;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +41,46 @@ pub(crate) struct RunResult {
     pub(crate) iterations: Vec<serde_json::Value>,
 }
 
+/// The shared starting model's evaluation (`base/result.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BaseResult {
+    /// Mean test score without memory.
+    pub(crate) score: f32,
+    /// Share solved without memory.
+    pub(crate) success: f32,
+    /// Mean test score with memory on (last trial).
+    pub(crate) memory_score: f32,
+}
+
+async fn base_result(cfg: &Config, model: &Path, dir: &Path) -> anyhow::Result<BaseResult> {
+    let scratch = dir.join("memory");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    let eval = evaluate_checkpoint(cfg, model, &scratch, "base").await?;
+    let scores = plain(&eval);
+    let result = BaseResult {
+        score: mean(&scores),
+        success: solved(&scores),
+        memory_score: mean(&last_trials(&eval)),
+    };
+    save(dir, &result)?;
+    Ok(result)
+}
+
+/// Share of scores that solved the task.
+fn solved(scores: &[f32]) -> f32 {
+    scores.iter().filter(|s| **s >= 100.0).count() as f32 / scores.len().max(1) as f32
+}
+
+/// Test scores with memory on, last trial, every task.
+fn last_trials(eval: &Evaluation) -> Vec<f32> {
+    eval.tasks
+        .iter()
+        .flat_map(|t| t.last_trial().to_vec())
+        .collect()
+}
+
 /// What one adaptation run measured (`adaptation/<arm>/seed-<seed>/result.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct AdaptResult {
@@ -57,6 +98,25 @@ pub(crate) async fn run(
 ) -> anyhow::Result<PathBuf> {
     exp.validate(base).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
+    // Every arm starts from the same model: a warm start is evaluated here, once.
+    let base_score = match &base.policy.model {
+        Some(model) => {
+            let dir = exp.out_dir.join("base");
+            let result = match load::<BaseResult>(&dir)? {
+                Some(done) => done,
+                None => base_result(base, model, &dir).await?,
+            };
+            println!(
+                "base {}: test score {:.1}, {:.0}% solved, memory on {:.1}",
+                model.display(),
+                result.score,
+                result.success * 100.0,
+                result.memory_score
+            );
+            result.score
+        }
+        None => f32::NAN,
+    };
     let total = exp.arms.len() * exp.seeds.len();
     let mut runs = Vec::new();
     // Seed-major: an interrupted experiment has every arm for its first seeds.
@@ -71,10 +131,10 @@ pub(crate) async fn run(
             .map_err(anyhow::Error::msg)?;
         let result = match load::<RunResult>(&cfg.train.out_dir)? {
             Some(done) => done,
-            None => train_one(&cfg, &arm.name).await?,
+            None => train_one(&cfg, &arm.name, base_score).await?,
         };
         println!(
-            "[{}/{total}] {} seed {seed}: test score {:.1} (untrained {:.1}), {:.0} s",
+            "[{}/{total}] {} seed {seed}: test score {:.1} (at the start {:.1}), {:.0} s",
             i + 1,
             arm.name,
             result.score,
@@ -113,7 +173,7 @@ pub(crate) async fn run(
     Ok(report)
 }
 
-async fn train_one(full: &Config, arm: &str) -> anyhow::Result<RunResult> {
+async fn train_one(full: &Config, arm: &str, base_score: f32) -> anyhow::Result<RunResult> {
     let cfg = &full.train;
     // A run interrupted half way starts again from scratch: arms must be comparable.
     if cfg.out_dir.exists() {
@@ -121,7 +181,8 @@ async fn train_one(full: &Config, arm: &str) -> anyhow::Result<RunResult> {
             .with_context(|| format!("cannot clear {}", cfg.out_dir.display()))?;
     }
     let started = Instant::now();
-    let outcome = train_and_evaluate(full, false).await?;
+    // A shared warm start is evaluated once, by `base_result`.
+    let outcome = train_and_evaluate(full, false, full.policy.model.is_none()).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let iterations = read_metrics(&cfg.out_dir.join("metrics.jsonl"))?;
     let env_steps = iterations
@@ -131,7 +192,7 @@ async fn train_one(full: &Config, arm: &str) -> anyhow::Result<RunResult> {
     let before = outcome
         .before
         .as_ref()
-        .map_or(f32::NAN, |e| mean(&plain(e)));
+        .map_or(base_score, |e| mean(&plain(e)));
     let after = plain(&outcome.after);
     let result = RunResult {
         arm: arm.to_string(),
@@ -140,15 +201,8 @@ async fn train_one(full: &Config, arm: &str) -> anyhow::Result<RunResult> {
         env_steps,
         untrained_score: before,
         score: mean(&after),
-        success: after.iter().filter(|s| **s >= 100.0).count() as f32 / after.len().max(1) as f32,
-        memory_score: mean(
-            &outcome
-                .after
-                .tasks
-                .iter()
-                .flat_map(|t| t.last_trial().to_vec())
-                .collect::<Vec<_>>(),
-        ),
+        success: solved(&after),
+        memory_score: mean(&last_trials(&outcome.after)),
         iterations,
     };
     save(&cfg.out_dir, &result)?;

@@ -9,7 +9,7 @@ use crate::config::Config;
 use anyhow::Context;
 
 use super::config::ExperimentConfig;
-use super::{AdaptResult, RunResult, mean};
+use super::{AdaptResult, RunResult, mean, stats};
 use crate::plot::{Series, moving_average};
 
 /// `mean ± std` (sample std over seeds), one decimal.
@@ -56,6 +56,49 @@ fn mean_curve(runs: &[&RunResult]) -> Vec<(f32, f32)> {
             (i as f32, mean(&scores))
         })
         .collect()
+}
+
+/// One figure of a run.
+type Measure = fn(&RunResult) -> f32;
+
+/// The EMPO² − GRPO section: per measure, both means with their 95 % t-intervals over seeds,
+/// the difference with Welch's interval, the ratio, and the exact permutation p-value.
+fn comparison(md: &mut String, empo2: &[&RunResult], grpo: &[&RunResult]) -> anyhow::Result<()> {
+    if empo2.is_empty() || grpo.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "\n## EMPO² against GRPO\n\nSeeds are the unit ({} and {} runs): 95 % t-intervals, Welch's interval for the difference, and a two-sided exact permutation test over the seeds.\n",
+        empo2.len(),
+        grpo.len()
+    )?;
+    writeln!(
+        md,
+        "| measure | EMPO² | GRPO | EMPO² − GRPO | EMPO² / GRPO | p (permutation) |\n|---|---:|---:|---:|---:|---:|"
+    )?;
+    let measures: [(&str, Measure); 3] = [
+        ("test score, no memory", |r| r.score),
+        ("solved, no memory (%)", |r| r.success * 100.0),
+        ("test score, memory on (last trial)", |r| r.memory_score),
+    ];
+    for (name, pick) in measures {
+        let values =
+            |rs: &[&RunResult]| -> Vec<f64> { rs.iter().map(|r| f64::from(pick(r))).collect() };
+        let (a, b) = (values(empo2), values(grpo));
+        let ((ma, ha), (mb, hb)) = (stats::interval(&a), stats::interval(&b));
+        let (d, hd) = stats::difference(&a, &b);
+        let ratio = match mb.abs() > 1e-9 {
+            true => format!("{:.2}×", ma / mb),
+            false => "–".into(),
+        };
+        let p = stats::permutation_p(&a, &b).map_or("–".into(), |p| format!("{p:.3}"));
+        writeln!(
+            md,
+            "| {name} | {ma:.1} ± {ha:.1} | {mb:.1} ± {hb:.1} | {d:+.1} ± {hd:.1} | {ratio} | {p} |"
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes report.md and its charts into `exp.out_dir`; returns the report's path.
@@ -115,9 +158,13 @@ pub(super) fn write(
         .iter()
         .map(|r| r.untrained_score)
         .collect();
+    let start = match full.policy.model {
+        Some(_) => "base (every arm's start)",
+        None => "untrained",
+    };
     writeln!(
         md,
-        "| untrained | – | {} | – | – | – | – |",
+        "| {start} | – | {} | – | – | – | – |",
         spread(&untrained)
     )?;
     for arm in &exp.arms {
@@ -136,6 +183,8 @@ pub(super) fn write(
             spread_to(&pick(|r| r.wall_s as f32), 0),
         )?;
     }
+
+    comparison(&mut md, &by_arm("empo2"), &by_arm("grpo"))?;
 
     writeln!(
         md,

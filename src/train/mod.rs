@@ -23,7 +23,8 @@ use self::report::Reporter;
 pub(crate) use self::report::write_evaluation;
 use crate::config::Config;
 
-/// Loads the checkpoint `dir` into the model `cfg` describes and evaluates it on the test
+/// Loads the checkpoint `dir` (a learner checkpoint, into the model `cfg` describes, or a
+/// model directory in Hugging Face layout) and evaluates it on the test
 /// variations of `train.tasks`, with a fresh memory service storing in `scratch`.
 pub(crate) async fn evaluate_checkpoint(
     cfg: &Config,
@@ -31,10 +32,20 @@ pub(crate) async fn evaluate_checkpoint(
     scratch: &std::path::Path,
     label: &str,
 ) -> anyhow::Result<Evaluation> {
-    let policy = local::load_policy(cfg)?;
-    let weights = std::fs::read(learner::checkpoint::weights_path(dir))
-        .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
-    policy::weights::load_safetensors(&policy.vars, &weights)?;
+    let policy = if dir.join("config.json").is_file() {
+        // A model directory (a warm start, a downloaded model).
+        let model = policy::PolicyConfig {
+            model: Some(dir.to_path_buf()),
+            ..cfg.policy.clone()
+        };
+        model.load(cfg.train.seed)?
+    } else {
+        let policy = local::load_policy(cfg)?;
+        let weights = std::fs::read(learner::checkpoint::weights_path(dir))
+            .with_context(|| format!("cannot read the checkpoint {}", dir.display()))?;
+        policy::weights::load_safetensors(&policy.vars, &weights)?;
+        policy
+    };
     let tasks = Pool::builtin(&cfg.train.tasks)?.tasks;
     let token = cfg.memory.auth_token.clone();
     let scope = local::Scope::new();
@@ -51,15 +62,20 @@ pub(crate) struct Outcome {
 }
 
 /// Runs a whole training job (or resumes it) and its evaluation; writes eval.md.
-pub async fn run(cfg: Config, resume: bool) -> anyhow::Result<()> {
-    let outcome = train_and_evaluate(&cfg, resume).await?;
+pub async fn run(mut cfg: Config, resume: bool) -> anyhow::Result<()> {
+    crate::sft::warm_start(&mut cfg).await?;
+    let outcome = train_and_evaluate(&cfg, resume, !resume).await?;
     let evals: Vec<_> = outcome.before.into_iter().chain([outcome.after]).collect();
     write_evaluation(&cfg.train.out_dir, &evals, cfg.eval.temperature)
 }
 
-/// Trains as `cfg` says (metrics.jsonl, checkpoints and curve.png in `out_dir`) between two
-/// evaluations.
-pub(crate) async fn train_and_evaluate(full: &Config, resume: bool) -> anyhow::Result<Outcome> {
+/// Trains as `cfg` says (metrics.jsonl, checkpoints and curve.png in `out_dir`), after an
+/// evaluation of the starting policy when `evaluate_before`, and evaluates the result.
+pub(crate) async fn train_and_evaluate(
+    full: &Config,
+    resume: bool,
+    evaluate_before: bool,
+) -> anyhow::Result<Outcome> {
     let cfg = &full.train;
     cfg.validate().map_err(anyhow::Error::msg)?;
     full.local.validate().map_err(anyhow::Error::msg)?;
@@ -83,7 +99,7 @@ pub(crate) async fn train_and_evaluate(full: &Config, resume: bool) -> anyhow::R
         cfg.out_dir.display()
     );
     let mut memory_client = actor::MemoryClient::connect(&memory, memory_token.as_deref()).await?;
-    let before = if resume {
+    let before = if !evaluate_before {
         None
     } else {
         Some(
@@ -93,7 +109,11 @@ pub(crate) async fn train_and_evaluate(full: &Config, resume: bool) -> anyhow::R
                 &mut memory_client,
                 &builtin.tasks,
                 full,
-                "untrained",
+                if full.policy.model.is_some() {
+                    "base"
+                } else {
+                    "untrained"
+                },
             )
             .await?,
         )

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use learner::record::IterationRecord;
 
 use crate::plot::{Series, moving_average};
@@ -20,14 +20,7 @@ pub(super) struct Reporter {
 
 impl Reporter {
     pub(super) fn create(out_dir: &Path, iterations: usize) -> anyhow::Result<Self> {
-        let bar = ProgressBar::new(iterations as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} iterations, eta {eta} {msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
+        let bar = crate::progress::bar(iterations as u64, "iterations");
         Ok(Self {
             out_dir: out_dir.to_path_buf(),
             bar,

@@ -8,10 +8,20 @@ use crate::world::{Command, World};
 /// What a step says when the action is not one the world knows (ScienceWorld's wording).
 pub(crate) const UNKNOWN_ACTION: &str = "No known action matches that input.";
 
+/// Which solution `GoldPath` answers (the `gold_path` reset option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GoldPath {
+    /// The shortest, knowing where everything is.
+    Direct,
+    /// Searching rooms nearest first, knowing only what to look for.
+    Search,
+}
+
 /// One built-in episode.
 pub(crate) struct BuiltinEpisode {
     world: World,
     start: World,
+    gold: GoldPath,
     scenario: Box<dyn Scenario>,
     met: Vec<bool>,
     score: f32,
@@ -21,11 +31,12 @@ pub(crate) struct BuiltinEpisode {
 
 impl BuiltinEpisode {
     /// Starts an episode in `world`; the first observation describes the start room.
-    pub(crate) fn new(world: World, scenario: Box<dyn Scenario>) -> Self {
+    pub(crate) fn new(world: World, scenario: Box<dyn Scenario>, gold: GoldPath) -> Self {
         let met = vec![false; scenario.brief().subgoals.len()];
         let text = world.describe_room();
         let mut episode = Self {
             start: world.clone(),
+            gold,
             world,
             scenario,
             met,
@@ -123,7 +134,10 @@ impl LiveEpisode for BuiltinEpisode {
 
     fn gold_path(&self) -> Result<Vec<String>, EnvError> {
         let mut planner = Planner::new(self.start.clone());
-        self.scenario.solve(&mut planner);
+        match self.gold {
+            GoldPath::Direct => self.scenario.solve(&mut planner),
+            GoldPath::Search => self.scenario.search(&mut planner),
+        }
         Ok(planner.into_actions())
     }
 }

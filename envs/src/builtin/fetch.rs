@@ -97,6 +97,19 @@ impl Scenario for Fetch {
 
     fn solve(&self, planner: &mut Planner) {
         planner.reach(self.target);
+        self.finish(planner);
+    }
+
+    fn search(&self, planner: &mut Planner) {
+        planner.search(true, |p| p.world.is_visible(self.target));
+        planner.reach(self.target);
+        self.finish(planner);
+    }
+}
+
+impl Fetch {
+    /// Focuses on the reached target and puts it in the container.
+    fn finish(&self, planner: &mut Planner) {
         planner.act(Command::Focus(self.target));
         planner.take(self.target);
         planner.go_to(self.room);

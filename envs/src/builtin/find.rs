@@ -46,6 +46,8 @@ const PLANT_DECOYS: [&str; 2] = ["plastic", "painting of a"];
 pub(crate) struct Find {
     brief: Brief,
     targets: Vec<ObjId>,
+    /// The look-alikes (what a searching agent must look at to tell from a target).
+    decoys: Vec<ObjId>,
     box_id: ObjId,
     box_room: RoomId,
 }
@@ -116,10 +118,11 @@ pub(crate) fn build(
     ]
     .choose(variation)
     .expect("non-empty");
+    let mut decoys = Vec::new();
     for room in [box_room, box_room, elsewhere] {
         let decoy = decoy_name(category, variation, split);
         if world.object(&decoy).is_none() {
-            world.add(Object::thing(decoy, Place::Room(room), true));
+            decoys.push(world.add(Object::thing(decoy, Place::Room(room), true)));
         }
     }
 
@@ -145,6 +148,7 @@ pub(crate) fn build(
     let find = Find {
         brief,
         targets,
+        decoys,
         box_id,
         box_room,
     };
@@ -180,10 +184,44 @@ impl Scenario for Find {
             .copied()
             .min_by_key(|&t| planner.world.room_of(t).map(|r| planner.distance(r)))
             .expect("every find world has a target");
-        planner.reach(nearest);
-        planner.act(Command::Focus(nearest));
-        planner.take(nearest);
+        self.finish(planner, nearest);
+    }
+
+    fn search(&self, planner: &mut Planner) {
+        // Names do not tell a turtle from a toy turtle: the agent looks at each animal- or
+        // plant-like thing it sees (not at rulers and kettles) until one is alive.
+        let mut looked_at = Vec::new();
+        let mut found = None;
+        planner.search(false, |p| {
+            let mut seen: Vec<ObjId> = self
+                .targets
+                .iter()
+                .chain(&self.decoys)
+                .copied()
+                .filter(|&o| p.world.is_visible(o) && !looked_at.contains(&o))
+                .collect();
+            seen.sort_by_key(|&o| p.world.objects[o].rank);
+            for o in seen {
+                looked_at.push(o);
+                p.act(Command::LookAt(o));
+                if self.targets.contains(&o) {
+                    found = Some(o);
+                    return true;
+                }
+            }
+            false
+        });
+        self.finish(planner, found.unwrap_or(self.targets[0]));
+    }
+}
+
+impl Find {
+    /// Reaches `target`, focuses on it and puts it in the box.
+    fn finish(&self, planner: &mut Planner, target: ObjId) {
+        planner.reach(target);
+        planner.act(Command::Focus(target));
+        planner.take(target);
         planner.go_to(self.box_room);
-        planner.act(Command::Put(nearest, self.box_id));
+        planner.act(Command::Put(target, self.box_id));
     }
 }

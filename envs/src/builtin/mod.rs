@@ -21,7 +21,7 @@ mod scenario;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use self::episode::BuiltinEpisode;
+use self::episode::{BuiltinEpisode, GoldPath};
 use self::scenario::{Category, Scenario, Split};
 use crate::environment::{EnvError, Environment, LiveEpisode, ResetSpec, TaskInfo};
 use crate::world::World;
@@ -132,6 +132,11 @@ impl Builtin {
     }
 }
 
+/// The reset option that picks the gold path `GoldPath` answers: `direct` (the default: the
+/// shortest solution, knowing where everything is) or `search` (rooms searched nearest first
+/// by an agent that knows only what it looks for — what a policy can imitate).
+pub const GOLD_PATH_OPTION: &str = "gold_path";
+
 /// The built-in worlds' one name: what ListTasks answers, the learner's registry entry and
 /// `RegisterEnvironment.builtin` all use it.
 pub const WORLD_NAME: &str = "house";
@@ -146,10 +151,24 @@ impl Environment for Builtin {
     }
 
     fn reset(&self, spec: &ResetSpec) -> Result<Box<dyn LiveEpisode>, EnvError> {
-        if let Some(key) = spec.options.keys().next() {
-            return Err(EnvError::InvalidOption(format!(
-                "the builtin environment takes no options; got `{key}`"
-            )));
+        let mut gold = GoldPath::Direct;
+        for (key, value) in &spec.options {
+            gold = match (key.as_str(), value.as_str()) {
+                (GOLD_PATH_OPTION, "direct") => GoldPath::Direct,
+                (GOLD_PATH_OPTION, "search") => GoldPath::Search,
+                (GOLD_PATH_OPTION, other) => {
+                    return Err(EnvError::InvalidOption(format!(
+                        "{GOLD_PATH_OPTION} is `direct` or `search`, not `{}`",
+                        other.chars().take(32).collect::<String>()
+                    )));
+                }
+                (other, _) => {
+                    return Err(EnvError::InvalidOption(format!(
+                        "the house takes one option, {GOLD_PATH_OPTION}; got `{}`",
+                        other.chars().take(32).collect::<String>()
+                    )));
+                }
+            };
         }
         let (world, scenario) = self
             .build(&spec.task, spec.variation, spec.seed)
@@ -165,7 +184,7 @@ impl Environment for Builtin {
                     known: TASKS.map(|t| t.name).join(", "),
                 },
             })?;
-        Ok(Box::new(BuiltinEpisode::new(world, scenario)))
+        Ok(Box::new(BuiltinEpisode::new(world, scenario, gold)))
     }
 }
 

@@ -119,6 +119,25 @@ impl Scenario for Power {
         planner.reach(self.bulb);
         planner.act(Command::Focus(self.bulb));
         planner.take(self.battery);
+        self.finish(planner);
+    }
+
+    fn search(&self, planner: &mut Planner) {
+        // Looking for the bulb, the agent opens what it passes; the battery may turn up.
+        planner.search(true, |p| p.world.is_visible(self.bulb));
+        planner.reach(self.bulb);
+        planner.act(Command::Focus(self.bulb));
+        if !planner.world.is_revealed(self.battery) {
+            planner.search(true, |p| p.world.is_visible(self.battery));
+        }
+        planner.take(self.battery);
+        self.finish(planner);
+    }
+}
+
+impl Power {
+    /// Carries the battery to the bulb's room and closes the circuit.
+    fn finish(&self, planner: &mut Planner) {
         planner.go_to(self.room);
         let end = |obj, end| Terminal { obj, end };
         let [first, second] = self.wires;

@@ -8,8 +8,11 @@ use crate::world::{Kind, ObjId, RoomId, World};
 pub(crate) trait Scenario: Send + Sync {
     /// The text, focus rule and subgoals.
     fn brief(&self) -> &Brief;
-    /// Plays a full solution on `planner` from the reset state.
+    /// Plays a full solution on `planner` from the reset state, knowing where everything is.
     fn solve(&self, planner: &mut Planner);
+    /// Plays a full solution as an agent that knows what it looks for but not where it is:
+    /// rooms are searched nearest first (`Planner::search`) before the same endgame.
+    fn search(&self, planner: &mut Planner);
 }
 
 /// What every scenario has: the task text, what may be focused on, and the scored subgoals.

@@ -270,6 +270,18 @@ impl World {
         }
     }
 
+    /// Whether nothing closed hides `obj` (wherever it is).
+    pub fn is_revealed(&self, obj: ObjId) -> bool {
+        let mut place = self.objects[obj].place;
+        while let Place::In(parent) = place {
+            if !self.objects[parent].container.is_some_and(|c| c.open) {
+                return false;
+            }
+            place = self.objects[parent].place;
+        }
+        true
+    }
+
     /// Objects directly at `place`, in listing order.
     pub fn contents(&self, place: Place) -> Vec<ObjId> {
         let mut found: Vec<ObjId> = (0..self.objects.len())

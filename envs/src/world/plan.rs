@@ -12,6 +12,8 @@ pub struct Planner {
     /// The world after the actions so far.
     pub world: World,
     actions: Vec<String>,
+    /// Rooms [`Planner::search`] has searched (bit per room), kept across searches.
+    searched: u64,
 }
 
 impl Planner {
@@ -20,6 +22,7 @@ impl Planner {
         Self {
             world,
             actions: Vec::new(),
+            searched: 0,
         }
     }
 
@@ -65,6 +68,58 @@ impl Planner {
         if !self.world.is_carried(obj) {
             self.reach(obj);
             self.act(Command::Take(obj));
+        }
+    }
+
+    /// Searches as an agent that does not know where things are: until `found` holds, it
+    /// looks around each room it enters, opens the room's closed containers in listing order
+    /// (when `open_containers`), then walks one door at a time towards the nearest room it has
+    /// not searched yet (ties to the lower room id). Stops when `found` holds or every room
+    /// is searched; a later search skips the rooms an earlier one searched. `found` may act
+    /// (e.g. look at what it sees) before it answers.
+    pub fn search(&mut self, open_containers: bool, mut found: impl FnMut(&mut Planner) -> bool) {
+        let mut target: Option<RoomId> = None;
+        loop {
+            let room = self.world.agent;
+            if self.searched & (1 << room) == 0 {
+                self.searched |= 1 << room;
+                // Moving in only names the room: the agent looks to see what is there (the
+                // first observation already describes the start room).
+                if !self.actions.is_empty() {
+                    self.act(Command::Look);
+                }
+                if found(self) {
+                    return;
+                }
+                if open_containers {
+                    for obj in self.world.contents(Place::Room(room)) {
+                        let closed = self.world.objects[obj]
+                            .container
+                            .is_some_and(|c| c.openable && !c.open);
+                        if closed {
+                            self.act(Command::Open(obj));
+                            if found(self) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            } else if found(self) {
+                return;
+            }
+            if target.is_none_or(|t| self.searched & (1 << t) != 0) {
+                target = (0..self.world.rooms.len())
+                    .filter(|&r| self.searched & (1 << r) == 0)
+                    .min_by_key(|&r| (self.distance(r), r));
+            }
+            let Some(goal) = target else { return };
+            let Some(&(door, next)) = self.route(goal).first() else {
+                return;
+            };
+            if !self.world.doors[door].open {
+                self.act(Command::OpenDoor(door));
+            }
+            self.act(Command::GoTo(next));
         }
     }
 
