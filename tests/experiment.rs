@@ -86,7 +86,15 @@ fn an_experiment_runs_every_arm_and_seed_and_writes_its_report() {
     .unwrap();
     assert_eq!(adapted["trials"].as_array().unwrap().len(), 3);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for row in ["| untrained |", "| empo2 |", "| grpo |", "trial 3"] {
+    for row in [
+        "| untrained |",
+        "| empo2 |",
+        "| grpo |",
+        "trial 3",
+        "## EMPO² against GRPO",
+        "| test score, no memory |",
+        "p (permutation)",
+    ] {
         assert!(report.contains(row), "no `{row}` in\n{report}");
     }
     for chart in ["training_score.png", "adaptation.png"] {

@@ -192,7 +192,13 @@ pub(super) fn write(
     )?;
     writeln!(
         md,
-        "Means over iterations and seeds: the training score (all groups, and per mode), the importance ratio, the shares of action tokens clipped and masked as low-probability, and tips shown per memory retrieval; and the groups trained per mode, summed over seeds (the modes are drawn at random with p and q, so a few dozen groups can stray from the expected shares).\n"
+        "Means over iterations and seeds: the training score (all groups, and per mode), the importance ratio, the shares of action tokens clipped and masked as low-probability, and tips shown per memory retrieval; and the groups trained per mode, summed over seeds ({}).\n",
+        match base.mode_schedule {
+            learner::config::ModeSchedule::Random =>
+                "modes drawn at random with p and q: a few dozen groups can stray from the expected shares",
+            learner::config::ModeSchedule::Stratified =>
+                "modes stratified: every iteration trains the p/q mix up to rounding",
+        }
     )?;
     writeln!(
         md,
