@@ -6,9 +6,10 @@ use std::io::Write;
 
 use candle_core::{D, DType, Tensor};
 use candle_nn::ops::log_softmax;
+use learner::update::{Item, score};
 use policy::Policy;
 use policy::optim::AdamW;
-use policy::score::{logits, token_logprobs};
+use policy::score::logits;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -35,20 +36,19 @@ pub(crate) struct Fitted {
     pub(crate) after: Measure,
 }
 
-/// Mean NLL of the action tokens of `batch` (differentiable).
+/// Mean NLL of the action tokens of `batch` (differentiable), scored by the learner's own
+/// `update::score` (its response mask marks the action tokens).
 fn loss(policy: &Policy, batch: &[&Example]) -> anyhow::Result<Tensor> {
-    let seqs: Vec<&[u32]> = batch.iter().map(|e| e.packed.tokens.as_slice()).collect();
-    let (lp, _) = token_logprobs(&policy.model, &seqs, 1.0, false)?;
-    let (rows, t) = lp.dims2()?;
-    let mut mask = vec![0f32; rows * t];
-    for (b, e) in batch.iter().enumerate() {
-        for &at in &e.packed.action_positions {
-            mask[b * t + at] = 1.0;
-        }
-    }
-    let count = mask.iter().sum::<f32>().max(1.0);
-    let mask = Tensor::from_vec(mask, (rows, t), lp.device())?;
-    let total = (lp.to_dtype(DType::F32)? * mask)?.sum_all()?;
+    let items: Vec<Item> = batch
+        .iter()
+        .map(|e| Item {
+            packed: e.packed.clone(),
+            advantage: 0.0,
+        })
+        .collect();
+    let scored = score(policy, &items, 1.0)?;
+    let count = scored.response.sum_all()?.to_scalar::<f32>()?.max(1.0);
+    let total = (scored.current * scored.response)?.sum_all()?;
     Ok((total.neg()? / f64::from(count))?)
 }
 
