@@ -198,7 +198,7 @@ async fn a_killed_learner_resumes_at_its_checkpoint_and_actors_reconnect() {
     assert_eq!(s.updates, newest, "resumed at the checkpointed step: {s:?}");
     assert_eq!(s.policy_version, newest);
     let mut stream = c
-        .weights(pb::WeightsRequest { have_version: 0 })
+        .weights(pb::WeightsRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -28,11 +28,17 @@ pub fn follow(client: LearnerClient<AuthChannel>) -> Newest {
 async fn run(mut client: LearnerClient<AuthChannel>, tx: watch::Sender<Option<Arc<Published>>>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     while !tx.is_closed() {
-        let have = tx.borrow().as_ref().map_or(0, |p| p.version);
-        match client
-            .weights(pb::WeightsRequest { have_version: have })
-            .await
-        {
+        // Asking by SHA-256: whatever the learner's newest weights are, the actor gets them,
+        // even when their version is below the one it holds (a learner resumed from an older
+        // checkpoint) or they belong to another run.
+        let request = match tx.borrow().as_ref() {
+            Some(p) => pb::WeightsRequest {
+                have_version: p.version,
+                have_sha256: p.sha256.to_vec(),
+            },
+            None => pb::WeightsRequest::default(),
+        };
+        match client.weights(request).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 let mut assembler = Assembler::default();
@@ -44,8 +50,19 @@ async fn run(mut client: LearnerClient<AuthChannel>, tx: watch::Sender<Option<Ar
                     match chunk {
                         Some(Ok(chunk)) => match assembler.push(chunk) {
                             Ok(Some(published)) => {
+                                if let Some(held) = tx.borrow().as_ref()
+                                    && (held.run_id != published.run_id
+                                        || held.version > published.version)
+                                {
+                                    tracing::warn!(
+                                        held_run = %held.run_id, held_version = held.version,
+                                        run = %published.run_id, version = published.version,
+                                        "the learner's weights replace those held (another run, or a resume from an older checkpoint)"
+                                    );
+                                }
                                 tracing::info!(
                                     version = published.version,
+                                    run = %published.run_id,
                                     bytes = published.bytes.len(),
                                     "weights received"
                                 );

@@ -55,6 +55,8 @@ struct Held {
     policy: Policy,
     model_id: String,
     version: Option<u64>,
+    /// SHA-256 of the weights loaded.
+    sha256: Option<[u8; 32]>,
 }
 
 async fn work(options: &ActorOptions) {
@@ -160,12 +162,13 @@ async fn load_weights<'h>(
                 *held = Some(build(learner, &p.model_id).await?);
             }
             let current = held.as_mut().expect("built above");
-            if current.version != Some(p.version) {
+            if current.sha256 != Some(p.sha256) {
                 let bytes = p.bytes.clone();
                 tokio::task::block_in_place(|| {
                     policy::weights::load_safetensors(&current.policy.vars, &bytes)
                 })?;
                 current.version = Some(p.version);
+                current.sha256 = Some(p.sha256);
                 tracing::info!(version = p.version, "weights loaded");
                 metrics::gauge!("empo2_actor_policy_version").set(p.version as f64);
             }
@@ -212,6 +215,7 @@ async fn build(
         policy,
         model_id: spec.id,
         version: None,
+        sha256: None,
     })
 }
 

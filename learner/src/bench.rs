@@ -83,7 +83,7 @@ pub async fn run(
     for _ in 0..rounds {
         let started = Instant::now();
         let mut stream = client
-            .weights(pb::WeightsRequest { have_version: 0 })
+            .weights(pb::WeightsRequest::default())
             .await
             .map_err(unavailable)?
             .into_inner();

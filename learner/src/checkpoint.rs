@@ -1,7 +1,11 @@
-//! Checkpoints: `<out_dir>/checkpoints/step-<N>/` holds the weights, the optimizer state and
-//! `state.json` (policy version, scheduler and registry, counters, and the id of the memory
-//! snapshot taken at the same step). A checkpoint is written into a temporary directory that
-//! is renamed into place only when complete, so a crash never leaves a partial one.
+//! Checkpoints: `<out_dir>/checkpoints/step-<N>/` holds the weights, the optimizer state,
+//! `state.json` (run id, policy version, scheduler and registry, counters, and the id of the
+//! memory snapshot taken at the same step, pinned in the memory service) and `manifest.json`
+//! (the SHA-256 and size of each of those files). A checkpoint is written into a temporary
+//! directory, every file and the directory fsynced, then renamed into place, so a crash never
+//! leaves a partial one; resume takes the newest checkpoint whose files match its manifest.
+//! The newest `checkpoints_keep` are kept; older ones are deleted and their snapshots
+//! released.
 
 use std::path::{Path, PathBuf};
 
@@ -28,11 +32,36 @@ pub struct CheckpointState {
     pub groups_trained: u64,
     /// The memory service's snapshot id, empty without a memory service.
     pub memory_snapshot: String,
+    /// The run's id (empty in checkpoints written before runs had one).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 const WEIGHTS: &str = "weights.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
+const MANIFEST: &str = "manifest.json";
+
+/// What `manifest.json` holds: each file of the checkpoint with its size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    files: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ManifestEntry {
+    name: String,
+    bytes: u64,
+    sha256: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 fn io(path: &Path, e: impl std::fmt::Display) -> LearnerError {
     LearnerError::Checkpoint(format!("{}: {e}", path.display()))
@@ -59,17 +88,93 @@ pub fn save(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     write_synced(&tmp.join(WEIGHTS), weights)?;
-    opt.save(&tmp.join(OPTIMIZER))?;
+    let optimizer = tmp.join(OPTIMIZER);
+    opt.save(&optimizer)?;
+    sync(&optimizer)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| io(&tmp, e))?;
     write_synced(&tmp.join(STATE), &json)?;
+    let mut files = Vec::new();
+    for name in [WEIGHTS, OPTIMIZER, STATE] {
+        let path = tmp.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        files.push(ManifestEntry {
+            name: name.into(),
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    let manifest = serde_json::to_vec_pretty(&Manifest { files }).map_err(|e| io(&tmp, e))?;
+    write_synced(&tmp.join(MANIFEST), &manifest)?;
+    sync(&tmp)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
-    if let Ok(parent) = std::fs::File::open(&root) {
-        parent.sync_all().ok();
-    }
+    sync(&root)?;
     Ok(dir)
+}
+
+/// fsyncs a file or a directory.
+fn sync(path: &Path) -> Result<(), LearnerError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(path, e))
+}
+
+/// Checks the files of the checkpoint in `dir` against its manifest.
+fn verify(dir: &Path) -> Result<(), LearnerError> {
+    let path = dir.join(MANIFEST);
+    let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let manifest: Manifest = serde_json::from_slice(&json).map_err(|e| io(&path, e))?;
+    for entry in &manifest.files {
+        let file = dir.join(&entry.name);
+        let bytes = std::fs::read(&file).map_err(|e| io(&file, e))?;
+        if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {
+            return Err(io(
+                &file,
+                "does not match manifest.json (truncated or corrupt)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoints of a run by step, newest first.
+fn steps(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, LearnerError> {
+    let root = root(out_dir);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(&root, e)),
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let step = entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse::<u64>()
+                .ok()?;
+            Some((step, entry.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found)
+}
+
+/// Deletes all but the newest `keep` checkpoints; returns the states of those deleted (so
+/// their memory snapshots can be released).
+pub fn prune(out_dir: &Path, keep: usize) -> Result<Vec<CheckpointState>, LearnerError> {
+    let mut pruned = Vec::new();
+    for (_, dir) in steps(out_dir)?.into_iter().skip(keep.max(1)) {
+        if let Ok(loaded) = read_state(&dir) {
+            pruned.push(loaded);
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        tracing::info!(checkpoint = %dir.display(), "deleted old checkpoint");
+    }
+    Ok(pruned)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LearnerError> {
@@ -79,29 +184,52 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LearnerError> {
     file.sync_all().map_err(|e| io(path, e))
 }
 
-/// The newest complete checkpoint of a run, if any.
+/// The newest intact checkpoint of a run, if any: one whose files match its manifest
+/// (checkpoints written before manifests existed count if their state reads). A damaged
+/// newer one is skipped with a warning.
 pub fn latest(out_dir: &Path) -> Result<Option<PathBuf>, LearnerError> {
-    let root = root(out_dir);
-    let entries = match std::fs::read_dir(&root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&root, e)),
-    };
-    let mut best: Option<(u64, PathBuf)> = None;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(step) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("step-"))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
+    for (_, dir) in steps(out_dir)? {
+        let intact = match dir.join(MANIFEST).exists() {
+            true => verify(&dir),
+            false => read_state(&dir).map(|_| ()),
         };
-        if best.as_ref().is_none_or(|(s, _)| step > *s) {
-            best = Some((step, entry.path()));
+        match intact {
+            Ok(()) => return Ok(Some(dir)),
+            Err(err) => {
+                tracing::warn!(checkpoint = %dir.display(), %err, "damaged checkpoint skipped")
+            }
         }
     }
-    Ok(best.map(|(_, p)| p))
+    Ok(None)
+}
+
+fn read_state(dir: &Path) -> Result<CheckpointState, LearnerError> {
+    let path = dir.join(STATE);
+    let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    serde_json::from_slice(&json).map_err(|e| io(&path, e))
+}
+
+/// A fresh run refuses an `out_dir` that holds checkpoints (another run's), unless told to
+/// `overwrite` them: then they and `metrics.jsonl` are deleted.
+pub fn prepare_fresh(out_dir: &Path, overwrite: bool) -> Result<(), LearnerError> {
+    let Some(found) = latest(out_dir)? else {
+        return Ok(());
+    };
+    if overwrite {
+        let root = root(out_dir);
+        std::fs::remove_dir_all(&root)
+            .map_err(|e| LearnerError::Checkpoint(format!("{}: {e}", root.display())))?;
+        std::fs::remove_file(out_dir.join("metrics.jsonl")).ok();
+        tracing::warn!(out_dir = %out_dir.display(), "the previous run's checkpoints were deleted (overwrite)");
+        return Ok(());
+    }
+    let run = read_state(&found).map(|s| s.run_id).unwrap_or_default();
+    Err(LearnerError::BadRequest(format!(
+        "{} already holds checkpoints of run `{run}` (newest {}); pass --resume to continue \
+         it, or --overwrite to start afresh and delete them",
+        out_dir.display(),
+        found.display()
+    )))
 }
 
 /// A loaded checkpoint.
@@ -117,9 +245,7 @@ pub struct Loaded {
 
 /// Reads the checkpoint in `dir`.
 pub fn load(dir: &Path) -> Result<Loaded, LearnerError> {
-    let state_path = dir.join(STATE);
-    let json = std::fs::read(&state_path).map_err(|e| io(&state_path, e))?;
-    let state = serde_json::from_slice(&json).map_err(|e| io(&state_path, e))?;
+    let state = read_state(dir)?;
     let weights_path = dir.join(WEIGHTS);
     let weights = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
     Ok(Loaded {
@@ -134,22 +260,39 @@ pub fn weights_path(dir: &Path) -> PathBuf {
     dir.join(WEIGHTS)
 }
 
-/// Snapshots the tip memory (if there is one) and saves a checkpoint that names the
-/// snapshot; returns the checkpoint's directory.
+/// Snapshots the tip memory (if there is one, pinned so that it outlives the memory
+/// service's retention), saves a checkpoint that names the snapshot, then deletes all but the
+/// newest `keep` checkpoints and releases their snapshots; returns the checkpoint's directory.
 pub(crate) async fn save_with_snapshot(
     out_dir: &Path,
     mut state: CheckpointState,
     published: &Published,
     opt: &AdamW,
-    memory: Option<&mut TipMemoryClient<AuthChannel>>,
+    mut memory: Option<&mut TipMemoryClient<AuthChannel>>,
+    keep: usize,
 ) -> Result<PathBuf, LearnerError> {
     // A memory service that is down (restarting) costs this checkpoint its snapshot, not
     // the run: the tips it acknowledged are durable in its own store.
-    if let Some(memory) = memory {
-        match memory.snapshot(memory_pb::SnapshotRequest {}).await {
+    if let Some(memory) = memory.as_deref_mut() {
+        match memory
+            .snapshot(memory_pb::SnapshotRequest { pin: true })
+            .await
+        {
             Ok(snapshot) => state.memory_snapshot = snapshot.into_inner().snapshot_id,
             Err(status) => tracing::warn!(%status, "no memory snapshot in this checkpoint"),
         }
     }
-    save(out_dir, &state, &published.bytes, opt)
+    let dir = save(out_dir, &state, &published.bytes, opt)?;
+    for old in prune(out_dir, keep)? {
+        let (Some(memory), false) = (memory.as_deref_mut(), old.memory_snapshot.is_empty()) else {
+            continue;
+        };
+        let request = memory_pb::ReleaseSnapshotRequest {
+            snapshot_id: old.memory_snapshot.clone(),
+        };
+        if let Err(status) = memory.release_snapshot(request).await {
+            tracing::warn!(snapshot = %old.memory_snapshot, %status, "could not release the snapshot of a deleted checkpoint");
+        }
+    }
+    Ok(dir)
 }

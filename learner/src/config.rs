@@ -45,6 +45,8 @@ pub struct TrainConfig {
     pub lease_timeout_secs: u64,
     /// Checkpoint every this many iterations (0 = never; the last iteration always is).
     pub checkpoint_every: usize,
+    /// Checkpoints kept (1 to 32); older ones are deleted and their memory snapshots released.
+    pub checkpoints_keep: usize,
     /// Episodes per group (N).
     pub group_size: usize,
     /// p: probability that a group rolls out with memory (0 = plain GRPO).
@@ -74,6 +76,10 @@ pub struct TrainConfig {
     /// Bearer token the learner service requires of every request (health checks excepted),
     /// and that actors and `empo2 env register` send; unset = no authentication.
     pub auth_token: Option<String>,
+    /// Endpoints `RegisterEnvironment` may add (as given, `host:port` or a URL); empty = any.
+    pub allowed_endpoints: Vec<String>,
+    /// Most leases one actor id may hold at once; more are RESOURCE_EXHAUSTED.
+    pub max_leases_per_actor: usize,
     /// The loss.
     pub loss: LossConfig,
     /// The optimizer.
@@ -96,6 +102,7 @@ impl Default for TrainConfig {
             staleness: 1,
             lease_timeout_secs: 600,
             checkpoint_every: 5,
+            checkpoints_keep: 5,
             group_size: 8,
             memory_probability: 0.25,
             off_policy_probability: 2.0 / 3.0,
@@ -109,6 +116,8 @@ impl Default for TrainConfig {
             epochs: 1,
             minibatch_episodes: 8,
             auth_token: None,
+            allowed_endpoints: Vec::new(),
+            max_leases_per_actor: 16,
             // A fresh tiny model gives every token p ≈ 1/vocab ≈ e⁻⁷: the paper's δ = e⁻⁵ would
             // mask every token. Use e⁻⁵ (LossConfig's default) for pretrained models.
             loss: LossConfig {
@@ -141,9 +150,16 @@ impl TrainConfig {
             ("max_action_tokens", self.max_action_tokens),
             ("epochs", self.epochs),
             ("minibatch_episodes", self.minibatch_episodes),
+            ("max_leases_per_actor", self.max_leases_per_actor),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("train.{name} must be at least 1"));
+        }
+        if !(1..=32).contains(&self.checkpoints_keep) {
+            return Err(format!(
+                "train.checkpoints_keep is {}; keep 1 to 32 checkpoints",
+                self.checkpoints_keep
+            ));
         }
         if self.lease_timeout_secs == 0 {
             return Err("train.lease_timeout_secs must be at least 1".into());

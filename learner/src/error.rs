@@ -12,6 +12,12 @@ pub enum LearnerError {
     /// A name that must be new is taken.
     #[error("{0}")]
     AlreadyExists(String),
+    /// A named thing (an environment) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A bound on what a client can make the learner hold is reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A trajectory names a lease the learner does not hold (unknown, expired or finished).
     #[error("{0}")]
     UnknownLease(String),
@@ -40,7 +46,8 @@ impl From<LearnerError> for tonic::Status {
                 Self::invalid_argument(message)
             }
             LearnerError::AlreadyExists(_) => Self::already_exists(message),
-            LearnerError::UnknownLease(_) => Self::not_found(message),
+            LearnerError::UnknownLease(_) | LearnerError::NotFound(_) => Self::not_found(message),
+            LearnerError::ResourceExhausted(_) => Self::resource_exhausted(message),
             LearnerError::Unavailable(_) => Self::unavailable(message),
             LearnerError::Checkpoint(_)
             | LearnerError::Internal(_)

@@ -92,9 +92,11 @@ impl Intake {
         let id = trajectory.trajectory_id.clone();
         if id.is_empty() || id.len() > 128 {
             self.counts.rejected += 1;
-            return Err(LearnerError::Invalid(
-                "trajectory_id must be 1 to 128 bytes".into(),
-            ));
+            return Err(LearnerError::Invalid(format!(
+                "trajectory_id `{}` ({} bytes) must be 1 to 128 bytes",
+                prefix(&id),
+                id.len()
+            )));
         }
         if self.acked.contains(&id) {
             return Ok(ack(id, true, ""));
@@ -103,7 +105,7 @@ impl Intake {
             self.counts.rejected += 1;
             return Err(LearnerError::UnknownLease(format!(
                 "trajectory {id}: lease `{}` is not out (unknown, expired, or its group is done)",
-                trajectory.lease_id
+                prefix(&trajectory.lease_id)
             )));
         };
         let group = lease.group.clone();
@@ -119,15 +121,31 @@ impl Intake {
                 return Err(err);
             }
         };
+        let index = received.index_in_group as usize;
+        let taken = self
+            .partial
+            .get(&group.group_id)
+            .and_then(|slots| slots[index].as_ref());
+        if let Some(taken) = taken {
+            // The group keeps the episode it has; only this one is refused.
+            self.counts.rejected += 1;
+            return Err(LearnerError::Invalid(format!(
+                "trajectory {}: index_in_group {index} is already taken by trajectory {}",
+                prefix(&id),
+                prefix(&taken.id)
+            )));
+        }
         self.remember(id.clone());
+        // Staleness counts from the lease's version (the learner's when it leased the
+        // group): a client may say it sampled with older weights, never with newer ones.
+        let sampled = sampled_version(&received, &group);
         let staleness = limits.staleness;
-        if current.saturating_sub(received.policy_version) > staleness {
+        if current.saturating_sub(sampled) > staleness {
             self.counts.dropped_stale += 1;
             self.partial.remove(&group.group_id);
             scheduler.finish(&group.lease_id);
             let reason = format!(
-                "sampled by policy version {}, more than {staleness} behind version {current}",
-                received.policy_version
+                "sampled at policy version {sampled}, more than {staleness} behind version {current}",
             );
             return Ok(ack(id, false, &reason));
         }
@@ -136,17 +154,20 @@ impl Intake {
             .partial
             .entry(group.group_id.clone())
             .or_insert_with(|| vec![None; group.group_size as usize]);
-        let policy_version = received.policy_version;
-        let index = received.index_in_group as usize;
         slots[index] = Some(received);
         if slots.iter().all(Option::is_some) {
-            let episodes = self
+            let episodes: Vec<Trajectory> = self
                 .partial
                 .remove(&group.group_id)
                 .unwrap_or_default()
                 .into_iter()
                 .flatten()
                 .collect();
+            let policy_version = episodes
+                .iter()
+                .map(|e| sampled_version(e, &group))
+                .min()
+                .unwrap_or(group.policy_version);
             scheduler.finish(&group.lease_id);
             self.ready.push_back(Group {
                 lease: group,
@@ -166,6 +187,17 @@ impl Intake {
         self.acked.insert(id.clone());
         self.acked_order.push_back(id);
     }
+}
+
+/// The policy version a trajectory counts as sampled by: the one it reports, but never newer
+/// than its lease's.
+fn sampled_version(t: &Trajectory, lease: &pb::LeaseResponse) -> u64 {
+    t.policy_version.min(lease.policy_version)
+}
+
+/// The start of client input, for an error message (never more than 64 bytes of it).
+pub(crate) fn prefix(text: &str) -> String {
+    empo2_proto::prefix(text, 64)
 }
 
 fn ack(id: String, duplicate: bool, dropped: &str) -> pb::PushAck {
@@ -192,7 +224,10 @@ fn check(
         ("slot", &t.lease.slot, &lease.slot),
     ];
     if let Some((name, got, want)) = fields.iter().find(|(_, got, want)| got != want) {
-        return invalid(format!("{name} is `{got}`, the lease says `{want}`"));
+        return invalid(format!(
+            "{name} is `{}`, the lease says `{want}`",
+            prefix(got)
+        ));
     }
     let mode = trajectory::wire::mode_to_pb(t.episode.mode) as i32;
     if t.lease.variation != lease.variation || mode != lease.mode {

@@ -51,30 +51,19 @@ impl Pool {
         })
     }
 
-    /// Adds an environment; its name must be new, its weight positive and finite, and it
-    /// must have a task with training variations.
+    /// Adds an environment after [`check`]; its name must be new, and the pool holds at most
+    /// [`MAX_ENVIRONMENTS`].
     pub fn add(&mut self, env: RegisteredEnv) -> Result<(), LearnerError> {
-        if env.name.is_empty() || env.name.len() > 128 {
-            return Err(LearnerError::BadRequest(
-                "an environment name is 1 to 128 bytes".into(),
-            ));
-        }
+        check(&env)?;
         if self.envs.iter().any(|e| e.name == env.name) {
             return Err(LearnerError::AlreadyExists(format!(
                 "environment `{}` is already registered",
                 env.name
             )));
         }
-        if !(env.weight.is_finite() && env.weight > 0.0) {
-            return Err(LearnerError::BadRequest(format!(
-                "weight {} of `{}` is not a positive number",
-                env.weight, env.name
-            )));
-        }
-        if !env.tasks.iter().any(|t| !t.train_variations.is_empty()) {
-            return Err(LearnerError::BadRequest(format!(
-                "`{}` has no task with training variations",
-                env.name
+        if self.envs.len() >= MAX_ENVIRONMENTS {
+            return Err(LearnerError::ResourceExhausted(format!(
+                "the pool already holds {MAX_ENVIRONMENTS} environments; unregister one first"
             )));
         }
         self.envs.push(env);
@@ -82,21 +71,34 @@ impl Pool {
         Ok(())
     }
 
+    /// Removes the environment `name`; no group is drawn from it again.
+    pub fn remove(&mut self, name: &str) -> Result<RegisteredEnv, LearnerError> {
+        let Some(index) = self.envs.iter().position(|e| e.name == name) else {
+            return Err(LearnerError::NotFound(format!(
+                "no environment `{}` is registered",
+                empo2_proto::prefix(name, 64)
+            )));
+        };
+        self.next_task.remove(index);
+        Ok(self.envs.remove(index))
+    }
+
     /// Draws the environment and task of the next group: an environment by weight, then its
     /// next task in turn. `None` when the pool is empty.
     pub fn draw(&mut self, rng: &mut impl Rng) -> Option<(&RegisteredEnv, &TaskInfo)> {
-        let total: f32 = self.envs.iter().map(|e| e.weight).sum();
-        if self.envs.is_empty() {
+        // Weights are bounded by `check`, so the sum (in f64) is finite and positive.
+        let total: f64 = self.envs.iter().map(|e| f64::from(e.weight)).sum();
+        if self.envs.is_empty() || !(total.is_finite() && total > 0.0) {
             return None;
         }
         let mut pick = rng.random_range(0.0..total);
         let mut index = self.envs.len() - 1;
         for (i, env) in self.envs.iter().enumerate() {
-            if pick < env.weight {
+            if pick < f64::from(env.weight) {
                 index = i;
                 break;
             }
-            pick -= env.weight;
+            pick -= f64::from(env.weight);
         }
         let env = &self.envs[index];
         let trainable: Vec<&TaskInfo> = env
@@ -110,6 +112,80 @@ impl Pool {
     }
 }
 
+/// Most environments in a pool.
+pub const MAX_ENVIRONMENTS: usize = 64;
+/// Most tasks of one environment (listed, or named in a registration).
+pub const MAX_TASKS: usize = 1024;
+/// Most training variations of one task.
+pub const MAX_VARIATIONS: usize = 1 << 20;
+/// Largest sampling weight.
+pub const MAX_WEIGHT: f32 = 1e6;
+/// Longest environment name (bytes).
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest task name (bytes): an environment, a task and a variation make a memory slot of
+/// at most 128 bytes.
+pub const MAX_TASK_BYTES: usize = 48;
+
+/// Checks what a registration would add to the pool: names that fit a memory slot
+/// (`env/task/variation`, alphabet `A-Z a-z 0-9 . _ : -`), a weight in (0, [`MAX_WEIGHT`]],
+/// at most [`MAX_TASKS`] tasks of at most [`MAX_VARIATIONS`] variations, one of them with
+/// training variations.
+pub fn check(env: &RegisteredEnv) -> Result<(), LearnerError> {
+    let bad = LearnerError::BadRequest;
+    check_name(&env.name)?;
+    check_weight(&env.name, env.weight)?;
+    if env.tasks.len() > MAX_TASKS {
+        return Err(bad(format!(
+            "`{}` has {} tasks, more than {MAX_TASKS}",
+            env.name,
+            env.tasks.len()
+        )));
+    }
+    for task in &env.tasks {
+        empo2_proto::check_name("task name", &task.name, MAX_TASK_BYTES).map_err(bad)?;
+        if task.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(bad(format!(
+                "the description of task `{}` is {} bytes, more than {MAX_DESCRIPTION_BYTES}",
+                task.name,
+                task.description.len()
+            )));
+        }
+        let variations = task.train_variations.len() + task.test_variations.len();
+        if variations > MAX_VARIATIONS {
+            return Err(bad(format!(
+                "task `{}` has {variations} variations, more than {MAX_VARIATIONS}",
+                task.name
+            )));
+        }
+    }
+    if !env.tasks.iter().any(|t| !t.train_variations.is_empty()) {
+        return Err(bad(format!(
+            "`{}` has no task with training variations",
+            env.name
+        )));
+    }
+    Ok(())
+}
+
+/// Longest task description (bytes).
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+
+/// Checks a sampling weight (before anything is dialled).
+pub fn check_weight(name: &str, weight: f32) -> Result<(), LearnerError> {
+    if weight.is_finite() && weight > 0.0 && weight <= MAX_WEIGHT {
+        return Ok(());
+    }
+    Err(LearnerError::BadRequest(format!(
+        "weight {weight} of `{name}` is not in (0, {MAX_WEIGHT:e}]"
+    )))
+}
+
+/// Checks an environment name (before anything is dialled).
+pub fn check_name(name: &str) -> Result<(), LearnerError> {
+    empo2_proto::check_name("environment name", name, MAX_NAME_BYTES)
+        .map_err(LearnerError::BadRequest)
+}
+
 /// The tasks of `all` named in `wanted` (every task when `wanted` is empty); an unknown name
 /// is an error that lists the known ones.
 pub fn select(
@@ -118,9 +194,14 @@ pub fn select(
     wanted: &[String],
 ) -> Result<Vec<TaskInfo>, LearnerError> {
     if let Some(unknown) = wanted.iter().find(|w| !all.iter().any(|t| &t.name == *w)) {
-        let known: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+        let known: Vec<&str> = all.iter().take(32).map(|t| t.name.as_str()).collect();
+        let more = match all.len().saturating_sub(known.len()) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         return Err(LearnerError::BadRequest(format!(
-            "`{env}` has no task `{unknown}`; it has {known:?}"
+            "`{env}` has no task `{}`; it has {known:?}{more}",
+            empo2_proto::prefix(unknown, 64)
         )));
     }
     Ok(all

@@ -46,6 +46,8 @@ pub struct IterationRecord {
     pub grad_norm: f64,
     /// Optimizer steps taken.
     pub optimizer_steps: usize,
+    /// Optimizer steps skipped (a non-finite loss or gradient norm).
+    pub skipped_steps: usize,
     /// Mean policy versions between sampling and this update.
     pub staleness: f64,
     /// Trajectories dropped as too stale so far.

@@ -123,6 +123,11 @@ impl Scheduler {
         self.leases.len()
     }
 
+    /// Leases out to `actor`.
+    pub fn held_by(&self, actor: &str) -> usize {
+        self.leases.values().filter(|l| l.actor == actor).count()
+    }
+
     /// The lease `id`, if it is out.
     pub fn lease(&self, id: &str) -> Option<&Lease> {
         self.leases.get(id)
@@ -219,6 +224,7 @@ impl Scheduler {
             deadline_unix_ms: 0,
             idle: false,
             retry_after_ms: 0,
+            run_id: String::new(),
         })
     }
 }

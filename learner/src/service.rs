@@ -14,9 +14,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::pool::{BUILTIN_WORLD, Pool, RegisteredEnv, select};
+use crate::pool::{BUILTIN_WORLD, MAX_TASKS, Pool, RegisteredEnv, select};
 use crate::start::Learner;
 use crate::state::Shared;
+use trajectory::Published;
 
 /// How long an idle actor waits before asking again.
 const RETRY_AFTER_MS: u32 = 250;
@@ -86,8 +87,22 @@ impl learner_server::Learner for LearnerService {
         if *shared.finished.borrow() || in_flight >= limit {
             return Ok(Response::new(idle()));
         }
+        if state.scheduler.held_by(&request.actor_id) >= cfg.max_leases_per_actor {
+            return Err(Status::resource_exhausted(format!(
+                "actor `{}` already holds {} leases (train.max_leases_per_actor); bring one \
+                 back or let it expire",
+                empo2_proto::prefix(&request.actor_id, 64),
+                cfg.max_leases_per_actor
+            )));
+        }
         let version = state.version;
-        let group = state.scheduler.next(&request.actor_id, version, now);
+        let group = state
+            .scheduler
+            .next(&request.actor_id, version, now)
+            .map(|g| pb::LeaseResponse {
+                run_id: shared.run_id.clone(),
+                ..g
+            });
         let Some(group) = group else {
             return Ok(Response::new(idle()));
         };
@@ -155,16 +170,18 @@ impl learner_server::Learner for LearnerService {
         &self,
         request: Request<pb::WeightsRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
-        let have = request.into_inner().have_version;
-        // `have_version` 0 means "holds none": the newest version is sent, 0 included.
-        let mut have = if have == 0 { None } else { Some(have) };
+        let pb::WeightsRequest {
+            have_version,
+            have_sha256,
+        } = request.into_inner();
+        let mut have = Held::from_request(have_version, have_sha256);
         let mut versions = self.shared.weights.subscribe();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             loop {
                 // The newest version, whole: a subscriber that is behind skips the ones between.
                 let published = versions.borrow_and_update().clone();
-                if have.is_none_or(|h| published.version > h) {
+                if have.wants(&published) {
                     let started = std::time::Instant::now();
                     for chunk in published.chunks() {
                         if tx.send(Ok(chunk)).await.is_err() {
@@ -173,7 +190,7 @@ impl learner_server::Learner for LearnerService {
                     }
                     metrics::histogram!("empo2_learner_broadcast_seconds")
                         .record(started.elapsed().as_secs_f64());
-                    have = Some(published.version);
+                    have = Held::Sha256(published.sha256.to_vec());
                 }
                 if versions.changed().await.is_err() {
                     return;
@@ -188,11 +205,21 @@ impl learner_server::Learner for LearnerService {
         request: Request<pb::RegisterEnvironmentRequest>,
     ) -> Result<Response<pb::RegisterEnvironmentResponse>, Status> {
         let request = request.into_inner();
-        let env = resolve(request).await?;
+        let env = resolve(request, &self.shared.cfg.allowed_endpoints).await?;
         let tasks = env.tasks.iter().map(envs::wire::task_to_pb).collect();
         tracing::info!(environment = %env.name, endpoint = %env.endpoint, tasks = env.tasks.len(), "environment registered");
         self.shared.state().scheduler.pool_mut().add(env)?;
         Ok(Response::new(pb::RegisterEnvironmentResponse { tasks }))
+    }
+
+    async fn unregister_environment(
+        &self,
+        request: Request<pb::UnregisterEnvironmentRequest>,
+    ) -> Result<Response<pb::UnregisterEnvironmentResponse>, Status> {
+        let name = request.into_inner().name;
+        let removed = self.shared.state().scheduler.pool_mut().remove(&name)?;
+        tracing::info!(environment = %removed.name, endpoint = %removed.endpoint, "environment unregistered");
+        Ok(Response::new(pb::UnregisterEnvironmentResponse {}))
     }
 
     async fn list_environments(
@@ -228,24 +255,47 @@ impl learner_server::Learner for LearnerService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let state = self.shared.state();
-        Ok(Response::new(pb::StatusResponse {
-            policy_version: state.version,
-            updates: state.updates,
-            trajectories: state.intake.counts.accepted,
-            dropped_stale: state.intake.counts.dropped_stale,
-            active_leases: state.scheduler.active() as u32,
-            last_checkpoint_step: state.last_checkpoint,
-            expired_leases: state.scheduler.state().expired,
-            rejected_trajectories: state.intake.counts.rejected,
-            groups_trained: state.groups_trained,
-            finished: *self.shared.finished.borrow(),
-        }))
+        Ok(Response::new(self.shared.status()))
     }
 }
 
-/// The environment a registration names, with its tasks (asked of its endpoint).
-async fn resolve(request: pb::RegisterEnvironmentRequest) -> Result<RegisteredEnv, Status> {
+/// What a weights subscriber holds, by what it said.
+enum Held {
+    /// Nothing: the newest version is sent, whatever its number.
+    Nothing,
+    /// A version number (an older client): newer versions are sent.
+    Version(u64),
+    /// Weights by their SHA-256: the newest version is sent whenever its bytes differ, so a
+    /// subscriber holding weights the learner no longer has (a resume from an older
+    /// checkpoint, another run) takes the learner's.
+    Sha256(Vec<u8>),
+}
+
+impl Held {
+    fn from_request(version: u64, sha256: Vec<u8>) -> Self {
+        match (version, sha256.is_empty()) {
+            (_, false) => Self::Sha256(sha256),
+            (0, true) => Self::Nothing,
+            (v, true) => Self::Version(v),
+        }
+    }
+
+    fn wants(&self, newest: &Published) -> bool {
+        match self {
+            Self::Nothing => true,
+            Self::Version(v) => newest.version > *v,
+            Self::Sha256(sha) => sha[..] != newest.sha256[..],
+        }
+    }
+}
+
+/// The environment a registration names, with its tasks (asked of its endpoint). Everything
+/// the request says is checked before the endpoint is dialled; an endpoint must be in
+/// `allowed` when that is not empty.
+async fn resolve(
+    request: pb::RegisterEnvironmentRequest,
+    allowed: &[String],
+) -> Result<RegisteredEnv, Status> {
     let pb::RegisterEnvironmentRequest {
         name,
         endpoint,
@@ -254,6 +304,17 @@ async fn resolve(request: pb::RegisterEnvironmentRequest) -> Result<RegisteredEn
         weight,
     } = request;
     let weight = if weight == 0.0 { 1.0 } else { weight };
+    crate::pool::check_name(&name)?;
+    if tasks.len() > MAX_TASKS {
+        return Err(Status::invalid_argument(format!(
+            "{} tasks named, more than {MAX_TASKS}",
+            tasks.len()
+        )));
+    }
+    for task in &tasks {
+        empo2_proto::check_name("task name", task, crate::pool::MAX_TASK_BYTES)
+            .map_err(Status::invalid_argument)?;
+    }
     let env = match (endpoint.is_empty(), builtin.as_str()) {
         (true, BUILTIN_WORLD) => RegisteredEnv {
             weight,
@@ -267,25 +328,34 @@ async fn resolve(request: pb::RegisterEnvironmentRequest) -> Result<RegisteredEn
         }
         (true, other) => {
             return Err(Status::invalid_argument(format!(
-                "no built-in world `{other}`; there is `{BUILTIN_WORLD}`"
+                "no built-in world `{}`; there is `{BUILTIN_WORLD}`",
+                empo2_proto::prefix(other, 64)
             )));
         }
         (false, "") => {
-            let mut client =
-                tokio::time::timeout(Duration::from_secs(30), envs::EnvClient::connect(&endpoint))
-                    .await
-                    .map_err(|_| Status::unavailable(format!("{endpoint} did not answer in 30 s")))?
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            crate::pool::check_weight(&name, weight)?;
+            check_endpoint(&endpoint, allowed)?;
+            let env = RegisteredEnv {
+                tasks: Vec::new(),
+                name,
+                endpoint,
+                builtin: String::new(),
+                weight,
+            };
+            let mut client = tokio::time::timeout(
+                Duration::from_secs(30),
+                envs::EnvClient::connect(&env.endpoint),
+            )
+            .await
+            .map_err(|_| Status::unavailable(format!("{} did not answer in 30 s", env.endpoint)))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
             let (_, all) = client
                 .list_tasks()
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             RegisteredEnv {
-                tasks: select(&name, all, &tasks)?,
-                name,
-                endpoint,
-                builtin: String::new(),
-                weight,
+                tasks: select(&env.name, all, &tasks)?,
+                ..env
             }
         }
         (false, _) => {
@@ -294,5 +364,36 @@ async fn resolve(request: pb::RegisterEnvironmentRequest) -> Result<RegisteredEn
             ));
         }
     };
+    crate::pool::check(&env)?;
     Ok(env)
+}
+
+/// Longest endpoint (bytes).
+const MAX_ENDPOINT_BYTES: usize = 256;
+
+/// An endpoint must be a short `http(s)://host:port` or `host:port` URI, and in `allowed`
+/// when that is not empty.
+fn check_endpoint(endpoint: &str, allowed: &[String]) -> Result<(), Status> {
+    let shown = empo2_proto::prefix(endpoint, 64);
+    if endpoint.len() > MAX_ENDPOINT_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "endpoint `{shown}` is {} bytes, more than {MAX_ENDPOINT_BYTES}",
+            endpoint.len()
+        )));
+    }
+    let url = empo2_proto::url(endpoint);
+    let uri: tonic::codegen::http::Uri = url
+        .parse()
+        .map_err(|e| Status::invalid_argument(format!("endpoint `{shown}` is not a URI: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(Status::invalid_argument(format!(
+            "endpoint `{shown}` is not http(s)://host:port"
+        )));
+    }
+    if !allowed.is_empty() && !allowed.iter().any(|a| empo2_proto::url(a) == url) {
+        return Err(Status::permission_denied(format!(
+            "endpoint `{shown}` is not in train.allowed_endpoints"
+        )));
+    }
+    Ok(())
 }

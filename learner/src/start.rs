@@ -32,6 +32,9 @@ pub struct LearnerOptions {
     pub memory_token: Option<String>,
     /// Continue from the newest checkpoint under `out_dir/checkpoints` (if there is one).
     pub resume: bool,
+    /// A fresh run whose `out_dir` holds another run's checkpoints deletes them (and its
+    /// `metrics.jsonl`) instead of refusing to start.
+    pub overwrite: bool,
 }
 
 /// A running learner: serve it with [`crate::service::serve`].
@@ -58,7 +61,10 @@ impl Learner {
         };
         let resumed = match options.resume {
             true => checkpoint::latest(&cfg.out_dir)?,
-            false => None,
+            false => {
+                checkpoint::prepare_fresh(&cfg.out_dir, options.overwrite)?;
+                None
+            }
         };
         let saved = match resumed {
             Some(dir) => {
@@ -68,26 +74,28 @@ impl Learner {
                 if let (Some(memory), false) =
                     (&mut memory, loaded.state.memory_snapshot.is_empty())
                 {
-                    let request = memory_pb::RestoreRequest {
-                        snapshot_id: loaded.state.memory_snapshot.clone(),
-                    };
-                    memory.restore(request).await.map_err(|s| {
-                        LearnerError::Unavailable(format!("memory restore: {}", s.message()))
-                    })?;
+                    restore_memory(memory, &loaded.state.memory_snapshot).await?;
                 }
-                tracing::info!(checkpoint = %dir.display(), step = loaded.state.step, "resumed");
-                loaded.state
+                let mut state = loaded.state;
+                if state.run_id.is_empty() {
+                    state.run_id = new_run_id();
+                }
+                tracing::info!(checkpoint = %dir.display(), step = state.step, run = %state.run_id, "resumed");
+                state
             }
             None => {
                 let mut pool = Pool::default();
                 for env in environments {
                     pool.add(env)?;
                 }
+                let run_id = new_run_id();
+                tracing::info!(run = %run_id, "fresh run");
                 CheckpointState {
                     schedule: ScheduleState {
                         pool,
                         ..ScheduleState::default()
                     },
+                    run_id,
                     ..CheckpointState::default()
                 }
             }
@@ -96,7 +104,7 @@ impl Learner {
             policy::weights::to_safetensors(&policy.vars, DType::F32, saved.policy_version)?;
         let architecture = policy.architecture()?;
         let model = ModelSpec::new(architecture.config_json, architecture.tokenizer_json);
-        let first = Published::new(saved.policy_version, bytes, &model.id);
+        let first = Published::new(saved.policy_version, bytes, &model.id, &saved.run_id);
         let config = policy.model.config();
         let shared = Arc::new(Shared {
             limits: Limits {
@@ -111,8 +119,10 @@ impl Learner {
                 updates: saved.step,
                 groups_trained: saved.groups_trained,
                 last_checkpoint: saved.step,
+                skipped_steps: 0,
             }),
             cfg,
+            run_id: saved.run_id.clone(),
             model: trajectory::wire::model_to_pb(model),
             groups_ready: Notify::new(),
             weights: watch::channel(Arc::new(first)).0,
@@ -131,6 +141,11 @@ impl Learner {
             policy,
             trainer,
         })
+    }
+
+    /// Training progress, as the `Status` call answers it.
+    pub fn status(&self) -> empo2_proto::learner::v1::StatusResponse {
+        self.shared.status()
     }
 
     /// The policy being trained (for evaluation once training is done).
@@ -152,6 +167,39 @@ impl Learner {
             ))),
         }
     }
+}
+
+/// Restores the memory snapshot a checkpoint names. One that is gone (deleted by hand, or
+/// by a memory service that did not pin it) is not fatal, by rule: the run continues with
+/// the memory as it is now (every tip it acknowledged is durable), and says so. Other
+/// failures (the service unreachable) stop the start, so a restart tries again.
+async fn restore_memory(
+    memory: &mut TipMemoryClient<AuthChannel>,
+    snapshot_id: &str,
+) -> Result<(), LearnerError> {
+    let request = memory_pb::RestoreRequest {
+        snapshot_id: snapshot_id.to_string(),
+    };
+    match memory.restore(request).await {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            tracing::error!(
+                snapshot = %snapshot_id, message = %status.message(),
+                "the checkpoint's memory snapshot is gone; resuming with the memory as it is now"
+            );
+            metrics::counter!("empo2_learner_missing_snapshots_total").increment(1);
+            Ok(())
+        }
+        Err(status) => Err(LearnerError::Unavailable(format!(
+            "memory restore of `{snapshot_id}`: {}",
+            status.message()
+        ))),
+    }
+}
+
+/// A new run's id: a UUIDv7 (time-ordered) in 32 hex digits.
+fn new_run_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 pub(crate) async fn memory_client(

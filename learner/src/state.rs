@@ -21,12 +21,16 @@ pub(crate) struct State {
     pub(crate) updates: u64,
     pub(crate) groups_trained: u64,
     pub(crate) last_checkpoint: u64,
+    /// Optimizer steps skipped since this process started.
+    pub(crate) skipped_steps: u64,
 }
 
 /// Everything the service and the training loop share.
 pub(crate) struct Shared {
     pub(crate) cfg: TrainConfig,
     pub(crate) limits: Limits,
+    /// The run's id, kept across `--resume`.
+    pub(crate) run_id: String,
     pub(crate) state: Mutex<State>,
     /// What actors build before loading the weights (the `Model` call's answer).
     pub(crate) model: pb::ModelResponse,
@@ -39,5 +43,24 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Training progress, as the `Status` call answers it.
+    pub(crate) fn status(&self) -> pb::StatusResponse {
+        let state = self.state();
+        pb::StatusResponse {
+            policy_version: state.version,
+            updates: state.updates,
+            trajectories: state.intake.counts.accepted,
+            dropped_stale: state.intake.counts.dropped_stale,
+            active_leases: state.scheduler.active() as u32,
+            last_checkpoint_step: state.last_checkpoint,
+            expired_leases: state.scheduler.state().expired,
+            rejected_trajectories: state.intake.counts.rejected,
+            groups_trained: state.groups_trained,
+            finished: *self.finished.borrow(),
+            skipped_steps: state.skipped_steps,
+            run_id: self.run_id.clone(),
+        }
     }
 }

@@ -56,7 +56,7 @@ pub(crate) async fn train(
             .flat_map(|g| group_items(g, cfg.intrinsic_coef))
             .collect();
         let started = Instant::now();
-        let (returned, reports) = {
+        let (returned, update) = {
             let policy = policy.clone();
             let cfg = cfg.clone();
             let items = items.clone();
@@ -66,8 +66,14 @@ pub(crate) async fn train(
                 .map_err(|e| LearnerError::Internal(format!("the update panicked: {e}")))?
         };
         opt = returned;
-        for report in reports? {
-            record.add_step(&report);
+        for report in &update.reports {
+            record.add_step(report);
+        }
+        record.skipped_steps = update.skipped.len();
+        if !update.skipped.is_empty() {
+            shared.state().skipped_steps += update.skipped.len() as u64;
+            metrics::counter!("empo2_learner_skipped_steps_total")
+                .increment(update.skipped.len() as u64);
         }
         record.finish_update(&items, cfg.epochs, started.elapsed());
 
@@ -81,7 +87,12 @@ pub(crate) async fn train(
             .await
             .map_err(|e| LearnerError::Internal(format!("serialising panicked: {e}")))??
         };
-        let published = Arc::new(Published::new(next_version, bytes, &shared.model.model_id));
+        let published = Arc::new(Published::new(
+            next_version,
+            bytes,
+            &shared.model.model_id,
+            &shared.run_id,
+        ));
         let state_now = {
             let mut state = shared.state();
             state.version = next_version;
@@ -94,6 +105,7 @@ pub(crate) async fn train(
                 schedule: state.scheduler.state().clone(),
                 groups_trained: state.groups_trained,
                 memory_snapshot: String::new(),
+                run_id: shared.run_id.clone(),
             }
         };
         shared.weights.send_replace(published.clone());
@@ -110,6 +122,7 @@ pub(crate) async fn train(
                 &published,
                 &opt,
                 memory.as_mut(),
+                cfg.checkpoints_keep,
             )
             .await?;
             shared.state().last_checkpoint = step_now;

@@ -98,10 +98,16 @@ pub fn step(
         &scored.response,
         loss_cfg,
     )?;
+    let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+    if !value.is_finite() {
+        return Err(LearnerError::Invalid(format!(
+            "the loss is {value}; the step is skipped"
+        )));
+    }
     let grads = loss.backward()?;
     let norm = opt.clip_and_step(grads, optim.max_grad_norm)?;
     Ok(StepReport {
-        loss: f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?),
+        loss: f64::from(value),
         stats,
         grad_norm: norm.norm,
         vars_with_grad: norm.vars_with_grad,
@@ -109,18 +115,29 @@ pub fn step(
     })
 }
 
+/// What one iteration's update did: a report per step taken, and why each skipped step was
+/// skipped.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// The steps taken.
+    pub reports: Vec<StepReport>,
+    /// The steps skipped (a non-finite loss or gradient, or an error in the step), with why.
+    pub skipped: Vec<String>,
+}
+
 /// `cfg.epochs` passes of shuffled minibatch steps over `items` (one iteration's update);
-/// gives the optimizer back with the step reports.
+/// gives the optimizer back. A step that fails changes nothing and is skipped: the update
+/// goes on with the next minibatch, so no trajectory can end the job.
 pub fn epochs(
     policy: &Policy,
     mut opt: AdamW,
     mut items: Vec<Item>,
     cfg: &TrainConfig,
     seed: u64,
-) -> (AdamW, Result<Vec<StepReport>, LearnerError>) {
+) -> (AdamW, Update) {
     let _span = tracing::info_span!("update", episodes = items.len()).entered();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut reports = Vec::new();
+    let mut update = Update::default();
     for _ in 0..cfg.epochs {
         items.shuffle(&mut rng);
         for batch in items.chunks(cfg.minibatch_episodes) {
@@ -132,10 +149,13 @@ pub fn epochs(
                 &cfg.loss,
                 &cfg.optim,
             ) {
-                Ok(report) => reports.push(report),
-                Err(e) => return (opt, Err(e)),
+                Ok(report) => update.reports.push(report),
+                Err(e) => {
+                    tracing::error!(err = %e, episodes = batch.len(), "optimizer step skipped");
+                    update.skipped.push(e.to_string());
+                }
             }
         }
     }
-    (opt, Ok(reports))
+    (opt, update)
 }

@@ -34,6 +34,7 @@ impl From<MemoryError> for Status {
             MemoryError::Store(StoreError::Corrupt(_)) => Status::data_loss(message),
             MemoryError::Store(StoreError::Incompatible(_)) => Status::failed_precondition(message),
             MemoryError::Store(StoreError::Qdrant(_)) => Status::unavailable(message),
+            MemoryError::Store(StoreError::Exhausted(_)) => Status::resource_exhausted(message),
             MemoryError::Store(
                 StoreError::Database(_) | StoreError::Io(_) | StoreError::Backend(_),
             )

@@ -196,18 +196,19 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
     #[instrument(name = "memory.snapshot", skip_all)]
     async fn snapshot(
         &self,
-        _request: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
         let _timer = self.latency.start("Snapshot");
-        let info = self.store.snapshot().await.map_err(MemoryError::from)?;
-        tracing::info!(snapshot = %info.id, entries = info.entries, "snapshot taken");
+        let pb::SnapshotRequest { pin } = request.into_inner();
+        let info = self.store.snapshot(pin).await.map_err(MemoryError::from)?;
+        tracing::info!(snapshot = %info.id, entries = info.entries, pin, "snapshot taken");
         Ok(Response::new(pb::SnapshotResponse {
             snapshot_id: info.id,
             entries: info.entries,
         }))
     }
 
-    #[instrument(name = "memory.restore", skip_all, fields(snapshot = %request.get_ref().snapshot_id))]
+    #[instrument(name = "memory.restore", skip_all, fields(snapshot = %empo2_proto::prefix(&request.get_ref().snapshot_id, 64)))]
     async fn restore(
         &self,
         request: Request<pb::RestoreRequest>,
@@ -218,6 +219,18 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         let entries = self.store.restore(id).await.map_err(MemoryError::from)?;
         tracing::info!(entries, "snapshot restored");
         Ok(Response::new(pb::RestoreResponse { entries }))
+    }
+
+    #[instrument(name = "memory.release_snapshot", skip_all)]
+    async fn release_snapshot(
+        &self,
+        request: Request<pb::ReleaseSnapshotRequest>,
+    ) -> Result<Response<pb::ReleaseSnapshotResponse>, Status> {
+        let _timer = self.latency.start("ReleaseSnapshot");
+        let pb::ReleaseSnapshotRequest { snapshot_id } = request.into_inner();
+        let id = self.validator().snapshot_id(snapshot_id)?;
+        let was_pinned = self.store.release(id).await.map_err(MemoryError::from)?;
+        Ok(Response::new(pb::ReleaseSnapshotResponse { was_pinned }))
     }
 
     #[instrument(name = "memory.stats", skip_all)]

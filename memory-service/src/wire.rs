@@ -264,7 +264,8 @@ impl Validator<'_> {
             Ok(id)
         } else {
             Err(invalid(format!(
-                "snapshot_id `{id}` is not a snapshot id returned by Snapshot"
+                "snapshot_id `{}` is not a snapshot id returned by Snapshot",
+                empo2_proto::prefix(&id, 64)
             )))
         }
     }

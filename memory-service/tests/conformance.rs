@@ -267,7 +267,7 @@ async fn snapshot_restore_returns_to_the_snapshot<S: TipStore>(store: &S) {
         .insert(vec![entry("snap", "before", vec_at(5, 0.0), 1.0)])
         .await
         .unwrap();
-    let snap = store.snapshot().await.unwrap();
+    let snap = store.snapshot(false).await.unwrap();
     assert_eq!(snap.entries, 1);
     store
         .insert(vec![entry("snap", "after", vec_at(5, 0.0), 2.0)])
@@ -301,13 +301,48 @@ async fn snapshot_restore_returns_to_the_snapshot<S: TipStore>(store: &S) {
         Err(StoreError::NotFound(_))
     ));
     // Two are kept: a second and a third snapshot retire the first.
-    store.snapshot().await.unwrap();
-    let last = store.snapshot().await.unwrap();
+    store.snapshot(false).await.unwrap();
+    let last = store.snapshot(false).await.unwrap();
     assert!(matches!(
         store.restore(snap.id).await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.restore(last.id).await.unwrap(), 2);
+}
+
+async fn a_pinned_snapshot_survives_retention_until_released<S: TipStore>(store: &S) {
+    store
+        .insert(vec![entry("pin", "pinned", vec_at(6, 0.0), 1.0)])
+        .await
+        .unwrap();
+    let pinned = store.snapshot(true).await.unwrap();
+    // Three unpinned snapshots after it: with two kept, an unpinned one would be gone.
+    let mut unpinned = Vec::new();
+    for _ in 0..3 {
+        unpinned.push(store.snapshot(false).await.unwrap());
+    }
+    assert!(matches!(
+        store.restore(unpinned[0].id.clone()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store.release(pinned.id.clone()).await.unwrap(),
+        "it was pinned"
+    );
+    assert!(
+        !store.release(unpinned[2].id.clone()).await.unwrap(),
+        "an unpinned snapshot was not pinned"
+    );
+    // Released, it is the oldest of three unpinned snapshots, so retention deletes it.
+    assert!(matches!(
+        store.restore(pinned.id.clone()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.release(pinned.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.restore(unpinned[2].id.clone()).await.unwrap(), 1);
 }
 
 async fn slot_counts_are_sorted_per_slot<S: TipStore>(store: &S) {
@@ -388,6 +423,7 @@ conformance!(
     drop_slot_removes_tips_and_states,
     novelty_counts_similar_states_then_records,
     snapshot_restore_returns_to_the_snapshot,
+    a_pinned_snapshot_survives_retention_until_released,
     slot_counts_are_sorted_per_slot,
 );
 

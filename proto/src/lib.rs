@@ -105,3 +105,38 @@ pub async fn connect(
         .await
         .map_err(|e| e.to_string())
 }
+
+/// At most the first `max_bytes` of client input (cut at a character boundary, with `…` when
+/// cut), for error messages: a server never echoes more than a short prefix of what it got.
+pub fn prefix(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Checks that `name` (the value of `field`) is 1 to `max_bytes` bytes of `A-Z a-z 0-9 . _ : -`:
+/// a name that can be one `/`-separated part of a memory slot (`env/task/variation`).
+pub fn check_name(field: &str, name: &str, max_bytes: usize) -> Result<(), String> {
+    if name.is_empty() || name.len() > max_bytes {
+        return Err(format!(
+            "{field} `{}` is {} bytes; it must be 1 to {max_bytes}",
+            prefix(name, 64),
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c)))
+    {
+        return Err(format!(
+            "{field} `{}` contains {c:?}; allowed are A-Z a-z 0-9 . _ : -",
+            prefix(name, 64)
+        ));
+    }
+    Ok(())
+}

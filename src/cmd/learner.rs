@@ -33,7 +33,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
         no_builtin,
         train: flags,
     } = args;
-    let resume = flags.apply(&mut cfg);
+    let start = flags.apply(&mut cfg);
     let policy = crate::train::local::load_policy(&cfg)?;
     let train = cfg.train;
     std::fs::create_dir_all(&train.out_dir)
@@ -45,7 +45,8 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let options = LearnerOptions {
         memory_endpoint: memory,
         memory_token: cfg.memory.auth_token,
-        resume,
+        resume: start.resume,
+        overwrite: start.overwrite,
     };
     let mut learner = Learner::start(train, policy, environments, options).await?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -12,7 +12,7 @@ mod memory;
 mod model;
 mod register;
 mod sft;
-mod train;
+pub(crate) mod train;
 
 use std::path::Path;
 

@@ -27,11 +27,24 @@ pub struct Args {
     /// is none, so a restarted container can always pass it).
     #[arg(long, env = "EMPO2_RESUME")]
     resume: bool,
+    /// A fresh run in an output directory that holds another run's checkpoints deletes them
+    /// (without it, such a run refuses to start).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+}
+
+/// How a job starts: resumed, fresh, or fresh over another run's checkpoints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    /// `--resume`.
+    pub resume: bool,
+    /// `--overwrite`.
+    pub overwrite: bool,
 }
 
 impl Args {
-    /// Applies the flags to `[train]`, `[policy]` and `[local]`; returns `--resume`.
-    pub fn apply(self, cfg: &mut Config) -> bool {
+    /// Applies the flags to `[train]`, `[policy]` and `[local]`; returns how to start.
+    pub fn apply(self, cfg: &mut Config) -> Start {
         let Args {
             iterations,
             out_dir,
@@ -39,6 +52,7 @@ impl Args {
             model,
             actors,
             resume,
+            overwrite,
         } = self;
         let train = &mut cfg.train;
         train.iterations = iterations.unwrap_or(train.iterations);
@@ -46,12 +60,12 @@ impl Args {
         train.seed = seed.unwrap_or(train.seed);
         cfg.policy.model = model.or(cfg.policy.model.take());
         cfg.local.actors = actors.unwrap_or(cfg.local.actors);
-        resume
+        Start { resume, overwrite }
     }
 }
 
 /// Applies the flags and runs the job.
 pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
-    let resume = args.apply(&mut cfg);
-    crate::train::run(cfg, resume).await
+    let start = args.apply(&mut cfg);
+    crate::train::run(cfg, start).await
 }

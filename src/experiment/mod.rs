@@ -182,7 +182,8 @@ async fn train_one(full: &Config, arm: &str, base_score: f32) -> anyhow::Result<
     }
     let started = Instant::now();
     // A shared warm start is evaluated once, by `base_result`.
-    let outcome = train_and_evaluate(full, false, full.policy.model.is_none()).await?;
+    let fresh = crate::cmd::train::Start::default();
+    let outcome = train_and_evaluate(full, fresh, full.policy.model.is_none()).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let iterations = read_metrics(&cfg.out_dir.join("metrics.jsonl"))?;
     let env_steps = iterations

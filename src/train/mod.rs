@@ -21,6 +21,7 @@ pub(crate) use self::eval::{Evaluation, evaluate};
 pub use self::local::LocalConfig;
 use self::report::Reporter;
 pub(crate) use self::report::write_evaluation;
+use crate::cmd::train::Start;
 use crate::config::Config;
 
 /// Loads the checkpoint `dir` (a learner checkpoint, into the model `cfg` describes, or a
@@ -62,9 +63,13 @@ pub(crate) struct Outcome {
 }
 
 /// Runs a whole training job (or resumes it) and its evaluation; writes eval.md.
-pub async fn run(mut cfg: Config, resume: bool) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config, start: Start) -> anyhow::Result<()> {
+    if !start.resume {
+        // Before the warm start and the first evaluation: they take minutes.
+        learner::checkpoint::prepare_fresh(&cfg.train.out_dir, start.overwrite)?;
+    }
     crate::sft::warm_start(&mut cfg).await?;
-    let outcome = train_and_evaluate(&cfg, resume, !resume).await?;
+    let outcome = train_and_evaluate(&cfg, start, !start.resume).await?;
     let evals: Vec<_> = outcome.before.into_iter().chain([outcome.after]).collect();
     write_evaluation(&cfg.train.out_dir, &evals, cfg.eval.temperature)
 }
@@ -73,10 +78,14 @@ pub async fn run(mut cfg: Config, resume: bool) -> anyhow::Result<()> {
 /// evaluation of the starting policy when `evaluate_before`, and evaluates the result.
 pub(crate) async fn train_and_evaluate(
     full: &Config,
-    resume: bool,
+    start: Start,
     evaluate_before: bool,
 ) -> anyhow::Result<Outcome> {
     let cfg = &full.train;
+    let Start { resume, overwrite } = start;
+    if !resume {
+        learner::checkpoint::prepare_fresh(&cfg.out_dir, overwrite)?;
+    }
     cfg.validate().map_err(anyhow::Error::msg)?;
     full.local.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&cfg.out_dir)
@@ -127,6 +136,7 @@ pub(crate) async fn train_and_evaluate(
         memory_endpoint: Some(memory.clone()),
         memory_token: memory_token.clone(),
         resume,
+        overwrite,
     };
     let tasks = builtin.tasks.clone();
     let mut learner = Learner::start(cfg.clone(), policy, vec![builtin], options).await?;

@@ -3,6 +3,10 @@
 
 use crate::error::TrajectoryError;
 
+/// Largest magnitude of one step's reward, and of an episode's summed rewards, that an
+/// episode may carry (scores of the built-in worlds and ScienceWorld lie in −100…100).
+pub const MAX_ABS_REWARD: f64 = 1e6;
+
 /// The three EMPO² modes (ALGORITHM.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,16 +67,27 @@ impl Episode {
             .sum()
     }
 
-    /// Checks lengths and numbers: action log-probs match their tokens and are finite and
-    /// ≤ 0, rewards are finite and come one per step, token ids are below `vocab_size`.
+    /// Checks that the update can train on it: a non-empty prompt segment first (never a tip
+    /// or an action), at least one action token, action log-probs that match their tokens
+    /// and are finite and ≤ 0, token ids below `vocab_size`, and rewards that are finite, as
+    /// many extrinsic as intrinsic, and within ±[`MAX_ABS_REWARD`] each and summed.
     pub fn validate(&self, vocab_size: usize) -> Result<(), TrajectoryError> {
         let invalid = |m: String| Err(TrajectoryError::Invalid(m));
-        match self.segments.first().map(|s| s.kind) {
-            None => return invalid("no segments".into()),
-            Some(SegmentKind::Action) => {
-                return invalid("segments[0] is an action; the system prompt comes first".into());
+        match self.segments.first() {
+            None => return invalid("segments: there are no segments".into()),
+            Some(s) if matches!(s.kind, SegmentKind::Action | SegmentKind::Tip) => {
+                return invalid(format!(
+                    "segments[0] is a {:?} segment; the system prompt comes first",
+                    s.kind
+                ));
+            }
+            Some(s) if s.tokens.is_empty() => {
+                return invalid("segments[0] (the system prompt) has no tokens".into());
             }
             Some(_) => {}
+        }
+        if self.action_tokens() == 0 {
+            return invalid("segments: no action tokens, so nothing to train on".into());
         }
         for (i, s) in self.segments.iter().enumerate() {
             if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= vocab_size) {
@@ -113,6 +128,19 @@ impl Episode {
             .find(|r| !r.is_finite())
         {
             return invalid(format!("reward {bad} is not finite"));
+        }
+        for (field, rewards) in [
+            ("extrinsic_rewards", &self.extrinsic),
+            ("intrinsic_rewards", &self.intrinsic),
+        ] {
+            let sum: f64 = rewards.iter().map(|&r| f64::from(r)).sum();
+            let largest = rewards.iter().fold(0f64, |m, &r| m.max(f64::from(r).abs()));
+            if largest > MAX_ABS_REWARD || sum.abs() > MAX_ABS_REWARD {
+                return invalid(format!(
+                    "{field}: a reward of magnitude {largest:e} or their sum {sum:e} is outside \
+                     ±{MAX_ABS_REWARD:e}"
+                ));
+            }
         }
         Ok(())
     }

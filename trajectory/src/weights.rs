@@ -54,17 +54,20 @@ pub struct Published {
     pub sha256: [u8; 32],
     /// The [`ModelSpec::id`] of the model the weights fit.
     pub model_id: String,
+    /// The run the weights belong to.
+    pub run_id: String,
 }
 
 impl Published {
-    /// Stamps `bytes` as `version` of model `model_id`.
-    pub fn new(version: u64, bytes: Vec<u8>, model_id: &str) -> Self {
+    /// Stamps `bytes` as `version` of model `model_id` in run `run_id`.
+    pub fn new(version: u64, bytes: Vec<u8>, model_id: &str, run_id: &str) -> Self {
         let sha256 = Sha256::digest(&bytes).into();
         Self {
             version,
             bytes: Bytes::from(bytes),
             sha256,
             model_id: model_id.to_string(),
+            run_id: run_id.to_string(),
         }
     }
 
@@ -84,6 +87,7 @@ impl Published {
                 data,
                 sha256: self.sha256.to_vec(),
                 model_id: self.model_id.clone(),
+                run_id: self.run_id.clone(),
             }
         })
     }
@@ -158,6 +162,7 @@ impl Assembler {
             bytes: Bytes::from(bytes),
             sha256,
             model_id: chunk.model_id,
+            run_id: chunk.run_id,
         }))
     }
 }

@@ -12,8 +12,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use super::index::{Index, Meta, Shelf};
 use super::record::Record;
 use super::{
-    InsertOutcome, Inserted, Namespace, NewEntry, Query, Retrieved, SlotCounts, SnapshotInfo,
-    StoreError, TipStore, WriteRules, new_entry_id, now_unix_ms,
+    InsertOutcome, Inserted, MAX_PINNED, Namespace, NewEntry, Query, Retrieved, SlotCounts,
+    SnapshotInfo, StoreError, TipStore, WriteRules, new_entry_id, now_unix_ms,
 };
 
 /// (namespace, slot, sequence) → encoded [`Record`]. Sequence order is insertion order.
@@ -25,6 +25,17 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 const DB_FILE: &str = "tips.redb";
 const SNAPSHOT_DIR: &str = "snapshots";
+/// Extension of the empty file that pins snapshot `<id>.redb`: `<id>.pin`.
+const PIN: &str = "pin";
+
+/// The ids of the pinned snapshots in `dir`.
+fn pinned(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == PIN))
+        .filter_map(|p| p.file_stem().map(|s| s.to_os_string()))
+        .collect())
+}
 
 fn ns_byte(ns: Namespace) -> u8 {
     match ns {
@@ -394,25 +405,55 @@ impl Inner {
         Ok(keys.len() as u64)
     }
 
-    fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
+    fn snapshot(&self, pin: bool) -> Result<SnapshotInfo, StoreError> {
         let _writer = self.writer.lock().expect("writer lock");
         let id = format!("snap-{}", uuid::Uuid::now_v7().simple());
         let dir = self.dir.join(SNAPSHOT_DIR);
+        if pin && pinned(&dir)?.len() >= MAX_PINNED {
+            return Err(StoreError::Exhausted(format!(
+                "{MAX_PINNED} snapshots are pinned already; release one first"
+            )));
+        }
         let partial = dir.join(format!("{id}.partial"));
         let target = Database::create(&partial)?;
         let entries = copy_all(&self.db, &target)?;
         drop(target);
+        if pin {
+            std::fs::File::create(dir.join(format!("{id}.{PIN}")))?.sync_all()?;
+        }
         std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
         self.prune_snapshots(&dir)?;
         std::fs::File::open(&dir)?.sync_all()?;
         Ok(SnapshotInfo { id, entries })
     }
 
-    /// Deletes the oldest snapshots beyond `snapshots_keep` (ids sort by creation time).
+    fn release(&self, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.writer.lock().expect("writer lock");
+        let dir = self.dir.join(SNAPSHOT_DIR);
+        if !dir.join(format!("{id}.redb")).is_file() {
+            return Err(StoreError::NotFound(format!("no snapshot `{id}`")));
+        }
+        let was_pinned = match std::fs::remove_file(dir.join(format!("{id}.{PIN}"))) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        self.prune_snapshots(&dir)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(was_pinned)
+    }
+
+    /// Deletes the oldest unpinned snapshots beyond `snapshots_keep` (ids sort by creation
+    /// time).
     fn prune_snapshots(&self, dir: &Path) -> Result<(), StoreError> {
+        let pinned = pinned(dir)?;
         let mut snapshots: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "redb"))
+            .filter(|p| {
+                !p.file_stem()
+                    .is_some_and(|s| pinned.iter().any(|id| id == s))
+            })
             .collect();
         snapshots.sort();
         let excess = snapshots
@@ -537,8 +578,12 @@ impl TipStore for EmbeddedStore {
         self.blocking(move |s| s.drop_slot(&slot)).await
     }
 
-    async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
-        self.blocking(|s| s.snapshot()).await
+    async fn snapshot(&self, pin: bool) -> Result<SnapshotInfo, StoreError> {
+        self.blocking(move |s| s.snapshot(pin)).await
+    }
+
+    async fn release(&self, id: String) -> Result<bool, StoreError> {
+        self.blocking(move |s| s.release(&id)).await
     }
 
     async fn restore(&self, id: String) -> Result<u64, StoreError> {

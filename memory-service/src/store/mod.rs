@@ -139,9 +139,12 @@ pub struct WriteRules {
     pub state_cap: usize,
     /// Skip an entry whose text is already in its slot.
     pub dedup: bool,
-    /// Snapshots kept; taking one more deletes the oldest.
+    /// Unpinned snapshots kept; taking one more deletes the oldest unpinned one.
     pub snapshots_keep: usize,
 }
+
+/// Most snapshots pinned at once.
+pub const MAX_PINNED: usize = 32;
 
 /// Storage failures. Validation happens before a store is called, so these are not the
 /// caller's fault except [`StoreError::NotFound`].
@@ -166,6 +169,9 @@ pub enum StoreError {
     /// The store holds vectors of another embedder or dimension; refuse to mix them.
     #[error("incompatible store: {0}")]
     Incompatible(String),
+    /// A bound on what clients can make the store hold is reached (e.g. [`MAX_PINNED`]).
+    #[error("{0}")]
+    Exhausted(String),
     /// A filesystem operation failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -223,8 +229,14 @@ pub trait TipStore: Send + Sync + 'static {
     /// Deletes a slot's tips and states; `NotFound` if it holds nothing.
     fn drop_slot(&self, slot: String) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Takes a durable, consistent snapshot of everything.
-    fn snapshot(&self) -> impl Future<Output = Result<SnapshotInfo, StoreError>> + Send;
+    /// Takes a durable, consistent snapshot of everything. A `pin`ned snapshot is kept until
+    /// [`TipStore::release`], whatever `snapshots_keep` says; at most [`MAX_PINNED`] are
+    /// pinned at once ([`StoreError::Exhausted`]).
+    fn snapshot(&self, pin: bool) -> impl Future<Output = Result<SnapshotInfo, StoreError>> + Send;
+
+    /// Unpins snapshot `id` (it is then kept or pruned like any other); returns whether it
+    /// was pinned. `NotFound` if there is no such snapshot.
+    fn release(&self, id: String) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Replaces everything with a snapshot's contents; returns the entries now stored.
     fn restore(&self, id: String) -> impl Future<Output = Result<u64, StoreError>> + Send;

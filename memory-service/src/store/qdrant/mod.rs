@@ -11,7 +11,7 @@
 //!
 //! One concern a file: [`schema`] (collection, payload, ids), [`query`] (retrieval and
 //! novelty), [`write`](mod@write) (inserting tips, dropping slots), [`cap`] (counts and the
-//! per-slot cap), [`snapshot`] (snapshots and their REST recovery).
+//! per-slot cap), [`snapshot`] (snapshots, their pins and their REST recovery).
 
 mod cap;
 mod query;
@@ -148,8 +148,12 @@ impl TipStore for QdrantStore {
         self.delete_slot(slot).await
     }
 
-    async fn snapshot(&self) -> Result<SnapshotInfo, StoreError> {
-        self.take_snapshot().await
+    async fn snapshot(&self, pin: bool) -> Result<SnapshotInfo, StoreError> {
+        self.take_snapshot(pin).await
+    }
+
+    async fn release(&self, id: String) -> Result<bool, StoreError> {
+        self.release_snapshot(id).await
     }
 
     async fn restore(&self, id: String) -> Result<u64, StoreError> {
