@@ -127,6 +127,9 @@ async fn the_compose_topology_trains_with_every_service_configured_by_environmen
             ("EMPO2__MEMORY__QDRANT__URL", url),
             ("EMPO2__MEMORY__QDRANT__COLLECTION", collection),
         ]);
+        if let Ok(path) = std::env::var("QDRANT_SNAPSHOTS_PATH") {
+            memory_vars.push(("EMPO2__MEMORY__QDRANT__SNAPSHOTS_PATH", path));
+        }
     }
     let _memory = service(&["memory"], &memory_vars);
     let _env = service(

@@ -305,3 +305,111 @@ async fn tips_survive_a_memory_restart_mid_training() {
     );
     drop(memory);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_resumed_from_an_older_checkpoint_does_not_livelock_its_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "iterations = 12\ngroup_size = 2\nmax_steps = 4");
+    let toml = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        toml.replace("checkpoint_every = 1", "checkpoint_every = 4"),
+    )
+    .unwrap();
+    let memory = spawn_memory(&dir.path().join("memory"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let first = learner(&cfg, &listen, &memory, false);
+    let mut c = client(&listen).await;
+    let _worker = actor(&cfg, &listen, &memory.addr.to_string(), "steady");
+    // Past a checkpoint but not at one: the actor holds a version the checkpoint lacks.
+    let killed = wait_until(&mut c, "an update after a checkpoint", |s| {
+        s.last_checkpoint_step >= 4 && s.updates > s.last_checkpoint_step + 1
+    })
+    .await;
+    kill_9(first);
+
+    let _resumed = learner(&cfg, &listen, &memory, true);
+    let mut c = client(&listen).await;
+    let s = status(&mut c).await;
+    assert!(
+        s.updates < killed.updates,
+        "resumed behind the actor: {s:?}"
+    );
+    assert_eq!(s.run_id, killed.run_id, "the same run");
+    // Within two minutes the same actor, which held a newer version, trains the job on.
+    let after = wait_until(&mut c, "progress past the version the actor held", |s| {
+        s.updates > killed.updates
+    })
+    .await;
+    assert!(
+        after.rejected_trajectories <= 2 * 2,
+        "at most the groups in flight at the resume were refused: {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoints_memory_snapshot_outlives_retention_and_a_lost_one_does_not_stop_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "iterations = 1\ngroup_size = 2\nmax_steps = 4");
+    let memory = spawn_memory(&dir.path().join("memory"));
+    let mut first = learner(&cfg, "127.0.0.1:0", &memory, false);
+    let _worker = actor(&cfg, &first.addr.to_string(), &memory.addr.to_string(), "a");
+    let exit = wait_exit(&mut first.child, Duration::from_secs(240)).expect("learner finished");
+    assert!(exit.success());
+    let run = dir.path().join("run");
+    let snapshot = checkpoint_state(&run, 1)["memory_snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!snapshot.is_empty());
+
+    // Other clients' snapshots, more than `snapshots_keep` (10) of them.
+    let mut m = TipMemoryClient::connect(format!("http://{}", memory.addr))
+        .await
+        .unwrap();
+    let take = memory_pb::SnapshotRequest { pin: false };
+    for _ in 0..12 {
+        m.snapshot(take).await.unwrap();
+    }
+    let restore = |id: &str| memory_pb::RestoreRequest {
+        snapshot_id: id.to_string(),
+    };
+    m.restore(restore(&snapshot))
+        .await
+        .expect("the checkpoint's snapshot is pinned, so retention kept it");
+
+    // Released and retired, it is gone; resume says so and goes on.
+    let release = memory_pb::ReleaseSnapshotRequest {
+        snapshot_id: snapshot.clone(),
+    };
+    assert!(
+        m.release_snapshot(release)
+            .await
+            .unwrap()
+            .into_inner()
+            .was_pinned
+    );
+    for _ in 0..12 {
+        m.snapshot(take).await.unwrap();
+    }
+    let gone = m.restore(restore(&snapshot)).await.unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    let memory_addr = memory.addr.to_string();
+    let resumed = spawn(
+        &[
+            "learner",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            &memory_addr,
+            "--resume",
+            "--iterations",
+            "2",
+        ],
+        &[],
+    );
+    let mut c = client(&resumed.addr.to_string()).await;
+    assert_eq!(status(&mut c).await.updates, 1, "resumed at its checkpoint");
+}

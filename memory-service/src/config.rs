@@ -104,8 +104,8 @@ pub struct QdrantConfig {
     pub collection: String,
     /// Optional API key.
     pub api_key: Option<String>,
-    /// REST URL (port 6333), used only to recover snapshots, which Qdrant offers over REST
-    /// alone. Empty: `url` with port 6334 replaced by 6333.
+    /// REST URL, used only to recover snapshots, which Qdrant offers over REST alone. Empty:
+    /// `url`'s host on the port below its gRPC port (6334 → 6333, Qdrant's convention).
     pub rest_url: String,
     /// The server's snapshot directory, as the server sees it.
     pub snapshots_path: String,

@@ -1,6 +1,7 @@
 //! One behaviour suite for every `TipStore` backend: the embedded store always, a Qdrant
-//! server when `QDRANT_URL` is set (e.g. `QDRANT_URL=http://127.0.0.1:6334`); otherwise the
-//! Qdrant cases print that they were skipped.
+//! server when `QDRANT_URL` is set (e.g. `QDRANT_URL=http://127.0.0.1:6334`, with
+//! `QDRANT_SNAPSHOTS_PATH` its snapshot directory); otherwise the Qdrant cases print that
+//! they were skipped.
 
 use memory_service::config::{QdrantConfig, RankBy};
 use memory_service::store::{
@@ -379,6 +380,9 @@ async fn qdrant() -> Option<QdrantStore> {
     let cfg = QdrantConfig {
         url,
         collection: format!("empo2_test_{}", uuid::Uuid::now_v7().simple()),
+        // Where the server keeps snapshots, as it sees it (restores name the file there).
+        snapshots_path: std::env::var("QDRANT_SNAPSHOTS_PATH")
+            .unwrap_or_else(|_| QdrantConfig::default().snapshots_path),
         ..QdrantConfig::default()
     };
     Some(

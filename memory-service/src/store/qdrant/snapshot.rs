@@ -1,7 +1,9 @@
 //! Snapshots: taking one through gRPC (keeping the newest `snapshots_keep` unpinned ones),
 //! pinning, and restoring one through Qdrant's REST recover call, the only way Qdrant offers.
-//! Pins are points of a small side collection, `<collection>-pins` (one per pinned snapshot,
-//! its name in the payload), so restoring the main collection leaves them as they are.
+//! Each snapshot taken is recorded in a small side collection, `<collection>-snapshots` (its
+//! name, when it was taken to the nanosecond, and whether it is pinned), so restoring the
+//! main collection leaves the records as they are, and retention knows the order of
+//! snapshots taken within one second (Qdrant's `creation_time` has whole seconds).
 
 use qdrant_client::Payload;
 use qdrant_client::qdrant::{
@@ -13,58 +15,108 @@ use qdrant_client::qdrant::{
 use super::{QdrantStore, qdrant_err};
 use crate::store::{MAX_PINNED, SnapshotInfo, StoreError};
 
-/// Namespace of the UUIDv5 point ids of pins.
-const PIN_ID_NAMESPACE: uuid::Uuid =
+/// Namespace of the UUIDv5 point ids of snapshot records.
+const RECORD_ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x7a1e_3c55_0b8d_4f0e_9d62_5b7c_11aa_0c3e);
 
-fn pin_id(snapshot: &str) -> PointId {
-    uuid::Uuid::new_v5(&PIN_ID_NAMESPACE, snapshot.as_bytes())
+/// Most snapshot records read at once (the kept, the pinned, and a margin).
+const MAX_RECORDS: u32 = 4096;
+
+fn record_id(snapshot: &str) -> PointId {
+    uuid::Uuid::new_v5(&RECORD_ID_NAMESPACE, snapshot.as_bytes())
         .to_string()
         .into()
 }
 
-/// The REST endpoint (port 6333) of the server whose gRPC endpoint is `url`.
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// What the side collection knows of one snapshot.
+struct Record {
+    name: String,
+    taken_ns: i64,
+    pinned: bool,
+}
+
+/// The REST endpoint of the server whose gRPC endpoint is `url`: the same host, on the port
+/// below the gRPC port (Qdrant's 6333 / 6334 convention; 6333 when the URL names no port).
 pub(super) fn rest_url_of(url: &str) -> String {
     match url.parse::<http::Uri>() {
         Ok(uri) => format!(
-            "{}://{}:6333",
+            "{}://{}:{}",
             uri.scheme_str().unwrap_or("http"),
-            uri.host().unwrap_or("127.0.0.1")
+            uri.host().unwrap_or("127.0.0.1"),
+            uri.port_u16().map_or(6333, |p| p.saturating_sub(1))
         ),
         Err(_) => url.to_string(),
     }
 }
 
 impl QdrantStore {
-    /// Deletes the oldest snapshots beyond `snapshots_keep`; a failure is logged, not
-    /// returned (the snapshot just taken is fine).
+    /// Deletes the oldest unpinned snapshots beyond `snapshots_keep` (in the order they were
+    /// taken; snapshots without a record, older ones, first by `creation_time`); a failure is
+    /// logged, not returned (the snapshot just taken is fine).
     async fn prune_snapshots(&self) {
         let listed = self.client.list_snapshots(&self.collection).await;
         let Ok(listed) = listed else { return };
-        let Ok(pinned) = self.pinned().await else {
-            return;
+        let records = match self.records().await {
+            Ok(records) => records,
+            Err(e) => return tracing::warn!("cannot read the snapshot records: {e}"),
         };
-        let mut snapshots = listed.snapshot_descriptions;
-        snapshots.retain(|d| !pinned.contains(&d.name));
-        snapshots.sort_by_key(|d| d.creation_time.map(|t| (t.seconds, t.nanos)));
+        let record = |name: &str| records.iter().find(|r| r.name == name);
+        let mut snapshots: Vec<(bool, i64, String)> = listed
+            .snapshot_descriptions
+            .into_iter()
+            .filter(|d| !record(&d.name).is_some_and(|r| r.pinned))
+            .map(|d| match record(&d.name) {
+                Some(r) => (true, r.taken_ns, d.name),
+                None => (false, d.creation_time.map_or(0, |t| t.seconds), d.name),
+            })
+            .collect();
+        snapshots.sort();
         let excess = snapshots
             .len()
             .saturating_sub(self.rules.snapshots_keep.max(1));
-        for old in &snapshots[..excess] {
-            let request = DeleteSnapshotRequestBuilder::new(&self.collection, &old.name);
+        for (_, _, name) in &snapshots[..excess] {
+            let request = DeleteSnapshotRequestBuilder::new(&self.collection, name);
             if let Err(e) = self.client.delete_snapshot(request).await {
-                tracing::warn!(snapshot = %old.name, "could not delete old snapshot: {e}");
+                tracing::warn!(snapshot = %name, "could not delete old snapshot: {e}");
+                continue;
+            }
+            let ids = PointsIdsList {
+                ids: vec![record_id(name)],
+            };
+            let deleted = self
+                .client
+                .delete_points(DeletePointsBuilder::new(self.records_collection()).points(ids))
+                .await;
+            if let Err(e) = deleted {
+                tracing::warn!(snapshot = %name, "could not delete its record: {e}");
             }
         }
     }
 
     /// [`TipStore::snapshot`](crate::store::TipStore::snapshot): snapshots the collection,
-    /// then prunes old snapshots.
+    /// records it, then prunes old snapshots.
     pub(super) async fn take_snapshot(&self, pin: bool) -> Result<SnapshotInfo, StoreError> {
-        if pin && self.pinned().await?.len() >= MAX_PINNED {
+        self.ensure_records().await?;
+        if pin && self.records().await?.iter().filter(|r| r.pinned).count() >= MAX_PINNED {
             return Err(StoreError::Exhausted(format!(
                 "{MAX_PINNED} snapshots are pinned already; release one first"
             )));
+        }
+        // Qdrant names a snapshot by the second it was taken in, so a second snapshot within
+        // the same second would replace the first (pinned or not): wait for the next second.
+        let newest = self.records().await?.iter().map(|r| r.taken_ns).max();
+        let now = unix_ns();
+        if let Some(newest) = newest
+            && newest.div_euclid(1_000_000_000) >= now.div_euclid(1_000_000_000)
+        {
+            let rest = 1_000_000_000 - now.rem_euclid(1_000_000_000);
+            tokio::time::sleep(std::time::Duration::from_nanos(rest as u64 + 5_000_000)).await;
         }
         let entries = self.count(Filter::default()).await?;
         let description = self
@@ -74,16 +126,12 @@ impl QdrantStore {
             .map_err(qdrant_err)?
             .snapshot_description
             .ok_or_else(|| StoreError::Qdrant("create_snapshot returned no description".into()))?;
-        if pin {
-            self.ensure_pins().await?;
-            let payload = Payload::try_from(serde_json::json!({ "snapshot": description.name }))
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let point = PointStruct::new(pin_id(&description.name), vec![0.0f32], payload);
-            self.client
-                .upsert_points(UpsertPointsBuilder::new(self.pins(), vec![point]).wait(true))
-                .await
-                .map_err(qdrant_err)?;
-        }
+        self.write_record(&Record {
+            name: description.name.clone(),
+            taken_ns: unix_ns(),
+            pinned: pin,
+        })
+        .await?;
         self.prune_snapshots().await;
         Ok(SnapshotInfo {
             id: description.name,
@@ -91,17 +139,17 @@ impl QdrantStore {
         })
     }
 
-    /// The side collection of pins.
-    fn pins(&self) -> String {
-        format!("{}-pins", self.collection)
+    /// The side collection of snapshot records.
+    fn records_collection(&self) -> String {
+        format!("{}-snapshots", self.collection)
     }
 
-    /// Creates the pins collection if missing.
-    async fn ensure_pins(&self) -> Result<(), StoreError> {
-        let pins = self.pins();
+    /// Creates the records collection if missing.
+    async fn ensure_records(&self) -> Result<(), StoreError> {
+        let name = self.records_collection();
         if self
             .client
-            .collection_exists(&pins)
+            .collection_exists(&name)
             .await
             .map_err(qdrant_err)?
         {
@@ -110,7 +158,7 @@ impl QdrantStore {
         let created = self
             .client
             .create_collection(
-                CreateCollectionBuilder::new(&pins)
+                CreateCollectionBuilder::new(&name)
                     .vectors_config(VectorParamsBuilder::new(1, Distance::Dot)),
             )
             .await;
@@ -124,12 +172,29 @@ impl QdrantStore {
         }
     }
 
-    /// The names of the pinned snapshots.
-    async fn pinned(&self) -> Result<Vec<String>, StoreError> {
-        let pins = self.pins();
+    async fn write_record(&self, record: &Record) -> Result<(), StoreError> {
+        let payload = Payload::try_from(serde_json::json!({
+            "snapshot": record.name,
+            "taken_ns": record.taken_ns,
+            "pinned": record.pinned,
+        }))
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let point = PointStruct::new(record_id(&record.name), vec![0.0f32], payload);
+        self.client
+            .upsert_points(
+                UpsertPointsBuilder::new(self.records_collection(), vec![point]).wait(true),
+            )
+            .await
+            .map_err(qdrant_err)?;
+        Ok(())
+    }
+
+    /// Every snapshot record (none before the first snapshot).
+    async fn records(&self) -> Result<Vec<Record>, StoreError> {
+        let name = self.records_collection();
         if !self
             .client
-            .collection_exists(&pins)
+            .collection_exists(&name)
             .await
             .map_err(qdrant_err)?
         {
@@ -138,8 +203,8 @@ impl QdrantStore {
         let scrolled = self
             .client
             .scroll(
-                ScrollPointsBuilder::new(pins)
-                    .limit(MAX_PINNED as u32 + 1)
+                ScrollPointsBuilder::new(name)
+                    .limit(MAX_RECORDS)
                     .with_payload(true),
             )
             .await
@@ -147,7 +212,13 @@ impl QdrantStore {
         Ok(scrolled
             .result
             .into_iter()
-            .filter_map(|p| p.payload.get("snapshot")?.as_str().map(|s| s.to_string()))
+            .filter_map(|p| {
+                Some(Record {
+                    name: p.payload.get("snapshot")?.as_str()?.to_string(),
+                    taken_ns: p.payload.get("taken_ns")?.as_integer()?,
+                    pinned: p.payload.get("pinned")?.as_bool()?,
+                })
+            })
             .collect())
     }
 
@@ -155,15 +226,15 @@ impl QdrantStore {
     /// prunes.
     pub(super) async fn release_snapshot(&self, id: String) -> Result<bool, StoreError> {
         self.known_snapshot(&id).await?;
-        let was_pinned = self.pinned().await?.contains(&id);
-        if was_pinned {
-            let ids = PointsIdsList {
-                ids: vec![pin_id(&id)],
-            };
-            self.client
-                .delete_points(DeletePointsBuilder::new(self.pins()).points(ids).wait(true))
-                .await
-                .map_err(qdrant_err)?;
+        let records = self.records().await?;
+        let pinned = records.into_iter().find(|r| r.name == id && r.pinned);
+        let was_pinned = pinned.is_some();
+        if let Some(record) = pinned {
+            self.write_record(&Record {
+                pinned: false,
+                ..record
+            })
+            .await?;
         }
         self.prune_snapshots().await;
         Ok(was_pinned)
