@@ -36,6 +36,8 @@ pub struct ActorOptions {
     pub learner_token: Option<String>,
     /// Bearer token the tip memory service requires (`[memory] auth_token`).
     pub memory_token: Option<String>,
+    /// Bearer token registered environment servers require (`[env] auth_token`).
+    pub env_token: Option<String>,
     /// Who writes the tips at the end of each episode.
     pub tip_writer: TipWriter,
 }
@@ -83,7 +85,7 @@ async fn work(options: &ActorOptions) {
     };
     let mut newest = weights::follow(learner.clone());
     let mut held: Option<Held> = None;
-    let mut services = Services::new(options.memory.clone(), options.memory_token.clone());
+    let mut services = Services::new(options);
     tracing::info!(actor = %options.id, learner = %url, "actor started");
     loop {
         let request = pb::LeaseRequest {
@@ -305,17 +307,19 @@ async fn push(
 /// in-process on loopback), and the memory service.
 struct Services {
     envs: HashMap<String, EnvClient>,
+    env_token: Option<String>,
     memory_endpoint: Option<String>,
     memory_token: Option<String>,
     memory: Option<MemoryClient>,
 }
 
 impl Services {
-    fn new(memory_endpoint: Option<String>, memory_token: Option<String>) -> Self {
+    fn new(options: &ActorOptions) -> Self {
         Self {
             envs: HashMap::new(),
-            memory_endpoint,
-            memory_token,
+            env_token: options.env_token.clone(),
+            memory_endpoint: options.memory.clone(),
+            memory_token: options.memory_token.clone(),
             memory: None,
         }
     }
@@ -325,7 +329,7 @@ impl Services {
             let client = if endpoint.is_empty() {
                 envs::serve_loopback().await?
             } else {
-                EnvClient::connect(endpoint).await?
+                EnvClient::connect_with_token(endpoint, self.env_token.as_deref()).await?
             };
             self.envs.insert(endpoint.to_string(), client);
         }

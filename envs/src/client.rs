@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use empo2_proto::auth::AuthChannel;
 use empo2_proto::env::v1 as pb;
 use empo2_proto::env::v1::environment_client::EnvironmentClient;
-use tonic::transport::Channel;
 
 use crate::environment::{EnvError, Observation, ResetSpec, StepOutcome, TaskInfo};
 use crate::wire;
@@ -31,15 +31,21 @@ pub struct Started {
 /// A connection to one environment server. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct EnvClient {
-    inner: EnvironmentClient<Channel>,
+    inner: EnvironmentClient<AuthChannel>,
     endpoint: String,
 }
 
 impl EnvClient {
     /// Connects to `endpoint` (`http://host:port`, or `host:port`).
     pub async fn connect(endpoint: &str) -> Result<Self, EnvError> {
+        Self::connect_with_token(endpoint, None).await
+    }
+
+    /// Connects to `endpoint`, sending `token` as the bearer token on every call (the
+    /// server's `[env] auth_token`).
+    pub async fn connect_with_token(endpoint: &str, token: Option<&str>) -> Result<Self, EnvError> {
         let url = empo2_proto::url(endpoint);
-        let channel = empo2_proto::connect(&url, REQUEST_TIMEOUT)
+        let channel = empo2_proto::auth::connect(&url, REQUEST_TIMEOUT, token)
             .await
             .map_err(|message| EnvError::Unavailable {
                 endpoint: url.clone(),

@@ -205,10 +205,15 @@ impl environment_server::Environment for EnvService {
             last_used: Instant::now(),
             span,
         };
-        self.sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::new(Mutex::new(entry)));
+        {
+            // Counted again under the lock that inserts, so concurrent Resets cannot pass
+            // the cap together.
+            let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            if sessions.len() >= self.config.max_sessions {
+                return Err(EnvError::TooManySessions(self.config.max_sessions).into());
+            }
+            sessions.insert(id, Arc::new(Mutex::new(entry)));
+        }
         metrics::counter!("empo2_env_episodes_started_total", "env" => self.env.name().to_string())
             .increment(1);
         Ok(Response::new(response))
@@ -277,7 +282,7 @@ impl environment_server::Environment for EnvService {
     }
 }
 
-/// A session id as echoed in errors: at most 64 characters of whatever the caller sent.
+/// A session id as echoed in errors: at most 64 bytes of whatever the caller sent.
 fn short(session: &str) -> String {
-    session.chars().take(64).collect()
+    empo2_proto::prefix(session, 64)
 }

@@ -159,7 +159,7 @@ fn steps(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, LearnerError> {
             Some((step, entry.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     Ok(found)
 }
 

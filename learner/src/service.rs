@@ -205,7 +205,13 @@ impl learner_server::Learner for LearnerService {
         request: Request<pb::RegisterEnvironmentRequest>,
     ) -> Result<Response<pb::RegisterEnvironmentResponse>, Status> {
         let request = request.into_inner();
-        let env = resolve(request, &self.shared.cfg.allowed_endpoints).await?;
+        let shared = &self.shared;
+        let env = resolve(
+            request,
+            &shared.cfg.allowed_endpoints,
+            shared.env_token.as_deref(),
+        )
+        .await?;
         let tasks = env.tasks.iter().map(envs::wire::task_to_pb).collect();
         tracing::info!(environment = %env.name, endpoint = %env.endpoint, tasks = env.tasks.len(), "environment registered");
         self.shared.state().scheduler.pool_mut().add(env)?;
@@ -295,6 +301,7 @@ impl Held {
 async fn resolve(
     request: pb::RegisterEnvironmentRequest,
     allowed: &[String],
+    token: Option<&str>,
 ) -> Result<RegisteredEnv, Status> {
     let pb::RegisterEnvironmentRequest {
         name,
@@ -344,7 +351,7 @@ async fn resolve(
             };
             let mut client = tokio::time::timeout(
                 Duration::from_secs(30),
-                envs::EnvClient::connect(&env.endpoint),
+                envs::EnvClient::connect_with_token(&env.endpoint, token),
             )
             .await
             .map_err(|_| Status::unavailable(format!("{} did not answer in 30 s", env.endpoint)))?

@@ -35,6 +35,8 @@ pub struct LearnerOptions {
     /// A fresh run whose `out_dir` holds another run's checkpoints deletes them (and its
     /// `metrics.jsonl`) instead of refusing to start.
     pub overwrite: bool,
+    /// Bearer token sent to registered environment servers (`[env] auth_token`).
+    pub env_token: Option<String>,
 }
 
 /// A running learner: serve it with [`crate::service::serve`].
@@ -123,6 +125,7 @@ impl Learner {
             }),
             cfg,
             run_id: saved.run_id.clone(),
+            env_token: options.env_token.clone(),
             model: trajectory::wire::model_to_pb(model),
             groups_ready: Notify::new(),
             weights: watch::channel(Arc::new(first)).0,

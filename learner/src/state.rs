@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The run's id, kept across `--resume`.
     pub(crate) run_id: String,
+    /// Bearer token sent to registered environment servers.
+    pub(crate) env_token: Option<String>,
     pub(crate) state: Mutex<State>,
     /// What actors build before loading the weights (the `Model` call's answer).
     pub(crate) model: pb::ModelResponse,

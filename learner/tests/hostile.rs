@@ -323,6 +323,7 @@ async fn finding_4_resume_skips_a_damaged_newest_checkpoint_and_a_fresh_run_refu
         memory_token: None,
         resume,
         overwrite,
+        env_token: None,
     };
     let policy = || policy::init::init_policy(policy::init::Preset::Tiny, 1).unwrap();
     let builtin = || vec![learner::pool::Pool::builtin(&cfg.tasks).unwrap()];

@@ -62,9 +62,18 @@ impl<S> BearerAuth<S> {
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
             .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
     }
+}
+
+/// The credentials of an `authorization` value in the Bearer scheme, whose name is
+/// case-insensitive (RFC 9110 §11.1): `Bearer t`, `bearer t` and `BEARER t` all give `t`.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim_start_matches(' '))
 }
 
 /// Compares without an early exit, so the time taken does not reveal the matching prefix.
@@ -165,6 +174,16 @@ mod tests {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secre"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "Bearer  t0k"] {
+            assert_eq!(bearer_credentials(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_credentials(value), None, "{value}");
+        }
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub struct Args {
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let learner_token = cfg.train.auth_token.clone();
     let memory_token = cfg.memory.auth_token;
+    let env_token = cfg.env.auth_token;
     for (name, token) in [
         ("train.auth_token", &learner_token),
         ("memory.auth_token", &memory_token),
+        ("env.auth_token", &env_token),
     ] {
         empo2_proto::auth::check_token(name, token.as_deref()).map_err(anyhow::Error::msg)?;
     }
@@ -36,6 +38,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         memory: args.memory,
         learner_token,
         memory_token,
+        env_token,
         tip_writer: cfg.actor.tip_writer,
     };
     actor::run(options, crate::shutdown::signal()).await;

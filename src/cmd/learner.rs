@@ -47,6 +47,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
         memory_token: cfg.memory.auth_token,
         resume: start.resume,
         overwrite: start.overwrite,
+        env_token: cfg.env.auth_token,
     };
     let mut learner = Learner::start(train, policy, environments, options).await?;
     let listener = tokio::net::TcpListener::bind(listen)

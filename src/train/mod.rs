@@ -137,6 +137,7 @@ pub(crate) async fn train_and_evaluate(
         memory_token: memory_token.clone(),
         resume,
         overwrite,
+        env_token: full.env.auth_token.clone(),
     };
     let tasks = builtin.tasks.clone();
     let mut learner = Learner::start(cfg.clone(), policy, vec![builtin], options).await?;
@@ -150,6 +151,7 @@ pub(crate) async fn train_and_evaluate(
             memory: Some(memory.clone()),
             learner_token: cfg.auth_token.clone(),
             memory_token: memory_token.clone(),
+            env_token: full.env.auth_token.clone(),
             tip_writer: full.actor.tip_writer,
         };
         let mut stopped = stopped.clone();

@@ -34,6 +34,7 @@ pub async fn start(cfg: TrainConfig, resume: bool) -> (Learner, Client) {
         memory_token: None,
         resume,
         overwrite: false,
+        env_token: None,
     };
     let learner = Learner::start(cfg, policy, vec![builtin], options)
         .await
