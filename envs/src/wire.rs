@@ -8,6 +8,8 @@ use crate::environment::{EnvError, Observation, ResetSpec, StepOutcome, TaskInfo
 /// Most reset options accepted, and the longest key or value in bytes.
 const MAX_OPTIONS: usize = 32;
 const MAX_OPTION_BYTES: usize = 256;
+/// Longest task name a Reset may carry (errors echo it).
+const MAX_TASK_BYTES: usize = 128;
 
 pub(crate) fn reset_spec(request: pb::ResetRequest) -> Result<ResetSpec, EnvError> {
     let pb::ResetRequest {
@@ -16,6 +18,13 @@ pub(crate) fn reset_spec(request: pb::ResetRequest) -> Result<ResetSpec, EnvErro
         seed,
         options,
     } = request;
+    if task.len() > MAX_TASK_BYTES {
+        return Err(EnvError::InvalidOption(format!(
+            "task `{}` is {} bytes, more than {MAX_TASK_BYTES}",
+            empo2_proto::prefix(&task, 64),
+            task.len()
+        )));
+    }
     if options.len() > MAX_OPTIONS {
         return Err(EnvError::InvalidOption(format!(
             "{} options is more than the limit of {MAX_OPTIONS}",

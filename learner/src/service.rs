@@ -9,7 +9,7 @@ use empo2_proto::learner::v1 as pb;
 use empo2_proto::learner::v1::learner_server::{self, LearnerServer};
 use futures::Stream;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -21,6 +21,14 @@ use trajectory::Published;
 
 /// How long an idle actor waits before asking again.
 const RETRY_AFTER_MS: u32 = 250;
+/// Most `PushTrajectories` and `Weights` streams open at once; more are RESOURCE_EXHAUSTED.
+pub const MAX_STREAMS: usize = 512;
+/// A push stream that brings no trajectory for this long is closed (actors open one per
+/// group and send it at once).
+const PUSH_IDLE: Duration = Duration::from_secs(120);
+/// A weights subscriber that takes no chunk for this long is dropped (it resubscribes), so
+/// a stalled one cannot pin old versions in memory.
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves `learner` on `listener` until `shutdown` resolves (the future owns what it needs,
 /// so it can be spawned).
@@ -37,9 +45,12 @@ pub fn serve(
     };
     async move {
         let addr: Option<SocketAddr> = listener.local_addr().ok();
-        let service = LearnerServer::new(LearnerService { shared })
-            .max_decoding_message_size(options.max_message_bytes)
-            .max_encoding_message_size(options.max_message_bytes);
+        let service = LearnerServer::new(LearnerService {
+            shared,
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        })
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
         tracing::info!(
             ?addr,
             auth = options.auth_token.is_some(),
@@ -51,6 +62,20 @@ pub fn serve(
 
 struct LearnerService {
     shared: Arc<Shared>,
+    /// One permit per open stream.
+    streams: Arc<Semaphore>,
+}
+
+impl LearnerService {
+    /// A permit for one more stream, or RESOURCE_EXHAUSTED.
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("empo2_learner_refused_streams_total").increment(1);
+            Status::resource_exhausted(format!(
+                "{MAX_STREAMS} streams are open; close one or retry later"
+            ))
+        })
+    }
 }
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<pb::PushAck, Status>> + Send>>;
@@ -120,11 +145,25 @@ impl learner_server::Learner for LearnerService {
         &self,
         request: Request<Streaming<pb::Trajectory>>,
     ) -> Result<Response<AckStream>, Status> {
+        let permit = self.stream_permit()?;
         let mut inbound = request.into_inner();
         let shared = self.shared.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
+            let _permit = permit;
+            loop {
+                let message = match tokio::time::timeout(PUSH_IDLE, inbound.next()).await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return,
+                    Err(_) => {
+                        let idle = Status::deadline_exceeded(format!(
+                            "no trajectory for {} s; the stream is closed",
+                            PUSH_IDLE.as_secs()
+                        ));
+                        tx.send(Err(idle)).await.ok();
+                        return;
+                    }
+                };
                 let trajectory = match message {
                     Ok(t) => t,
                     Err(status) => {
@@ -170,6 +209,7 @@ impl learner_server::Learner for LearnerService {
         &self,
         request: Request<pb::WeightsRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
+        let permit = self.stream_permit()?;
         let pb::WeightsRequest {
             have_version,
             have_sha256,
@@ -178,13 +218,15 @@ impl learner_server::Learner for LearnerService {
         let mut versions = self.shared.weights.subscribe();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 // The newest version, whole: a subscriber that is behind skips the ones between.
                 let published = versions.borrow_and_update().clone();
                 if have.wants(&published) {
                     let started = std::time::Instant::now();
                     for chunk in published.chunks() {
-                        if tx.send(Ok(chunk)).await.is_err() {
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(chunk))).await;
+                        if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
                     }

@@ -216,6 +216,9 @@ pub struct LimitsConfig {
     pub max_limit: u32,
     /// Largest encoded gRPC message accepted.
     pub max_message_bytes: usize,
+    /// Most slots the memory holds; writes to more new ones are RESOURCE_EXHAUSTED (each
+    /// slot holds at most `rules.cap` tips and `rules.state_cap` states).
+    pub max_slots: usize,
 }
 
 impl Default for LimitsConfig {
@@ -226,6 +229,7 @@ impl Default for LimitsConfig {
             max_slot_bytes: 128,
             max_limit: 1000,
             max_message_bytes: 16 * 1024 * 1024,
+            max_slots: 65_536,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The `TipMemory` gRPC service: validate (wire.rs), embed what needs embedding, call the
 //! store, answer. Generic over the [`TipStore`] backend.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use empo2_proto::memory::v1 as pb;
 use empo2_proto::memory::v1::tip_memory_server::TipMemory;
@@ -22,6 +23,9 @@ pub struct TipMemoryService<S> {
     rules: RulesConfig,
     limits: LimitsConfig,
     latency: Arc<Latency>,
+    /// The slots that hold something (loaded from the store on first need, reloaded after a
+    /// restore), so a client cannot make the service hold more than `limits.max_slots`.
+    slots: Mutex<Option<HashSet<String>>>,
 }
 
 impl<S: TipStore> TipMemoryService<S> {
@@ -38,7 +42,34 @@ impl<S: TipStore> TipMemoryService<S> {
             rules,
             limits,
             latency: Arc::default(),
+            slots: Mutex::default(),
         }
+    }
+
+    /// Admits writes to `slots`: RESOURCE_EXHAUSTED when the new ones among them would take
+    /// the service past `limits.max_slots`.
+    async fn admit<'a>(&self, slots: impl Iterator<Item = &'a str>) -> Result<(), MemoryError> {
+        let loaded = self.slots.lock().expect("slots lock").is_some();
+        if !loaded {
+            let stored = self.store.slot_counts().await?;
+            let mut known = self.slots.lock().expect("slots lock");
+            known.get_or_insert_with(|| stored.into_iter().map(|c| c.slot).collect());
+        }
+        let mut known = self.slots.lock().expect("slots lock");
+        let known = known.as_mut().expect("loaded above");
+        let new: HashSet<&str> = slots.filter(|s| !known.contains(*s)).collect();
+        if known.len() + new.len() > self.limits.max_slots {
+            return Err(MemoryError::Store(crate::store::StoreError::Exhausted(
+                format!(
+                    "the memory holds {} slots; {} more would pass limits.max_slots = {}",
+                    known.len(),
+                    new.len(),
+                    self.limits.max_slots
+                ),
+            )));
+        }
+        known.extend(new.into_iter().map(str::to_string));
+        Ok(())
     }
 
     fn validator(&self) -> Validator<'_> {
@@ -99,6 +130,7 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
     ) -> Result<Response<pb::InsertResponse>, Status> {
         let _timer = self.latency.start("Insert");
         let pending = self.validator().insert(request.into_inner())?;
+        self.admit(pending.iter().map(|p| p.slot.as_str())).await?;
         let keys = pending.iter().map(|p| p.key.clone()).collect();
         let vectors = self.vectors(keys).await?;
         let entries = pending
@@ -123,7 +155,7 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         Ok(Response::new(wire::insert_response(outcome)))
     }
 
-    #[instrument(name = "memory.retrieve", skip_all, fields(slot = %request.get_ref().slot, hits))]
+    #[instrument(name = "memory.retrieve", skip_all, fields(slot = %empo2_proto::prefix(&request.get_ref().slot, 128), hits))]
     async fn retrieve(
         &self,
         request: Request<pb::RetrieveRequest>,
@@ -158,13 +190,16 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         }))
     }
 
-    #[instrument(name = "memory.novelty", skip_all, fields(slot = %request.get_ref().slot))]
+    #[instrument(name = "memory.novelty", skip_all, fields(slot = %empo2_proto::prefix(&request.get_ref().slot, 128)))]
     async fn novelty(
         &self,
         request: Request<pb::NoveltyRequest>,
     ) -> Result<Response<pb::NoveltyResponse>, Status> {
         let _timer = self.latency.start("Novelty");
         let n = self.validator().novelty(request.into_inner())?;
+        if n.record {
+            self.admit(std::iter::once(n.slot.as_str())).await?;
+        }
         let vector = self.vector(n.key).await?;
         let similar = self
             .store
@@ -177,7 +212,7 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         }))
     }
 
-    #[instrument(name = "memory.drop_slot", skip_all, fields(slot = %request.get_ref().slot))]
+    #[instrument(name = "memory.drop_slot", skip_all, fields(slot = %empo2_proto::prefix(&request.get_ref().slot, 128)))]
     async fn drop_slot(
         &self,
         request: Request<pb::DropSlotRequest>,
@@ -187,9 +222,12 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         let slot = self.validator().slot("slot", slot)?;
         let deleted = self
             .store
-            .drop_slot(slot)
+            .drop_slot(slot.clone())
             .await
             .map_err(MemoryError::from)?;
+        if let Some(known) = self.slots.lock().expect("slots lock").as_mut() {
+            known.remove(&slot);
+        }
         Ok(Response::new(pb::DropSlotResponse { deleted }))
     }
 
@@ -217,6 +255,7 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
         let pb::RestoreRequest { snapshot_id } = request.into_inner();
         let id = self.validator().snapshot_id(snapshot_id)?;
         let entries = self.store.restore(id).await.map_err(MemoryError::from)?;
+        *self.slots.lock().expect("slots lock") = None;
         tracing::info!(entries, "snapshot restored");
         Ok(Response::new(pb::RestoreResponse { entries }))
     }

@@ -592,3 +592,51 @@ async fn serves_over_tls() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_cannot_make_the_memory_hold_more_slots_than_its_limit() {
+    let server = start(|cfg| cfg.limits.max_slots = 2).await;
+    let mut client = TipMemoryClient::new(channel(&server).await);
+    let insert = |slots: &[&str]| pb::InsertRequest {
+        entries: slots
+            .iter()
+            .map(|slot| pb::InsertEntry {
+                slot: slot.to_string(),
+                text: "a tip".into(),
+                key: Some(pb::insert_entry::Key::KeyText("a state".into())),
+                score: 1.0,
+                policy_version: 0,
+            })
+            .collect(),
+    };
+    client.insert(insert(&["s/1", "s/2"])).await.unwrap();
+    // A batch that would add a third slot is refused whole.
+    let err = client.insert(insert(&["s/1", "s/3"])).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("max_slots"), "{err:?}");
+    let stats = client
+        .stats(pb::StatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stats.slots.len(),
+        2,
+        "nothing of the refused batch was stored"
+    );
+    // Slots already held take more; a dropped slot makes room.
+    client.insert(insert(&["s/2"])).await.unwrap();
+    let record = pb::NoveltyRequest {
+        slot: "s/4".into(),
+        state: Some(pb::novelty_request::State::Text("a state".into())),
+        record: true,
+        ..Default::default()
+    };
+    let err = client.novelty(record.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    client
+        .drop_slot(pb::DropSlotRequest { slot: "s/1".into() })
+        .await
+        .unwrap();
+    client.novelty(record).await.unwrap();
+}

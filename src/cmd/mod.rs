@@ -7,6 +7,7 @@ mod env;
 mod eval;
 mod experiment;
 mod health;
+mod hostile;
 mod learner;
 mod memory;
 mod model;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Ask a server's gRPC health service whether it serves (exit 0 if it does): the
     /// container health check.
     Health(health::Args),
+    /// Send servers arbitrary and malformed requests (fuzzing, soaks), count the answers,
+    /// and check that each still serves.
+    Hostile(hostile::Args),
 }
 
 impl Command {
@@ -70,6 +74,7 @@ impl Command {
                 | Command::Sft(_)
                 | Command::Eval(_)
                 | Command::Experiment(_)
+                | Command::Hostile(_)
         )
     }
 
@@ -80,6 +85,7 @@ impl Command {
         !matches!(
             self,
             Command::Health(_)
+                | Command::Hostile(_)
                 | Command::Env(env::Command::Register(_))
                 | Command::Model(_)
                 | Command::Config(_)
@@ -102,6 +108,7 @@ pub async fn run(command: Command, config: Option<&Path>) -> anyhow::Result<()> 
         Command::Model(command) => model::run(command),
         Command::Bench(command) => bench::run(command, cfg).await,
         Command::Health(args) => health::run(args).await,
+        Command::Hostile(args) => hostile::run(args).await,
         Command::Config(args) => config::run(args, cfg),
     }
 }

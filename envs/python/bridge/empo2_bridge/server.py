@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .auth import BearerAuthInterceptor
 from .service import EnvironmentService, Limits, start_reaper
 from .stubs import pb_grpc
 
@@ -92,6 +94,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, object]:
         help="gRPC worker threads (default: 2 x max-sessions + 4)",
     )
     parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("EMPO2__ENV__AUTH_TOKEN") or None,
+        metavar="TOKEN",
+        help="require `authorization: Bearer TOKEN` on every call but health checks "
+        "(default: $EMPO2__ENV__AUTH_TOKEN, the token empo2 actors and learners send)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve TLS with this certificate chain (needs --tls-key)",
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     if module is not None:
@@ -99,14 +114,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, object]:
     args = parser.parse_args(argv)
     if args.max_sessions < 1:
         parser.error("--max-sessions must be at least 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     return args, module
 
 
-def bind(server: grpc.Server, address: str) -> int:
-    """Binds `address`; exits with status 2 if that fails (e.g. the port is taken)."""
+def bind(server: grpc.Server, address: str, args: argparse.Namespace) -> int:
+    """Binds `address` (with TLS when configured); exits with status 2 if that fails (e.g.
+    the port is taken)."""
     try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as err:
+        if args.tls_cert:
+            with open(args.tls_cert, "rb") as cert, open(args.tls_key, "rb") as key:
+                credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except (RuntimeError, OSError) as err:
         log.error("cannot listen on %s: %s", address, err)
         sys.exit(2)
     if not port:
@@ -132,14 +155,20 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(sig, lambda signum, _frame: stop.set())
 
     workers = args.workers or 2 * args.max_sessions + 4
+    try:
+        interceptors = [BearerAuthInterceptor(args.auth_token)] if args.auth_token else []
+    except ValueError as err:
+        log.error("--auth-token: %s", err)
+        sys.exit(2)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", args.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
-    port = bind(server, args.listen)
+    port = bind(server, args.listen, args)
 
     adapter = module.create(args)
     service = EnvironmentService(
@@ -156,11 +185,13 @@ def main(argv: list[str] | None = None) -> None:
 
     host = args.listen.rsplit(":", 1)[0]
     log.info(
-        "%s: %d tasks, ready in %.1fs, max %d sessions",
+        "%s: %d tasks, ready in %.1fs, max %d sessions, auth %s, tls %s",
         adapter.environment,
         len(service.tasks),
         time.monotonic() - started,
         args.max_sessions,
+        "on" if args.auth_token else "off",
+        "on" if args.tls_cert else "off",
     )
     print(f"listening on {host}:{port}", file=stdout, flush=True)
 

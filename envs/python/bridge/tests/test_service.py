@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import grpc
 
 from empo2_bridge.adapter import Adapter, Episode, Frame, OptionError, Task
+from empo2_bridge.auth import BearerAuthInterceptor, bearer_credentials
 from empo2_bridge.service import EnvironmentService, Limits
 from empo2_bridge.stubs import pb, pb_grpc
 
@@ -220,6 +221,45 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(self.service.reap_idle(3600), 0)
         self.assertEqual(self.service.reap_idle(0), 1)
         self.assertStatus(Code.NOT_FOUND, self.step, session, "a")
+
+
+class AuthTest(unittest.TestCase):
+    """The bridge with a token: calls without it are UNAUTHENTICATED, with it they work."""
+
+    def setUp(self) -> None:
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4),
+            interceptors=[BearerAuthInterceptor("s3cret")],
+        )
+        service = EnvironmentService(FakeAdapter(), Limits(max_sessions=2))
+        pb_grpc.add_EnvironmentServicer_to_server(service, self.server)
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.env = pb_grpc.EnvironmentStub(self.channel)
+
+    def tearDown(self) -> None:
+        self.channel.close()
+        self.server.stop(None)
+
+    def test_a_call_needs_the_token(self) -> None:
+        for metadata in [(), (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)]:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.env.ListTasks(pb.ListTasksRequest(), metadata=metadata)
+            self.assertEqual(caught.exception.code(), Code.UNAUTHENTICATED)
+        for scheme in ["Bearer", "bearer", "BEARER"]:
+            tasks = self.env.ListTasks(
+                pb.ListTasksRequest(), metadata=(("authorization", f"{scheme} s3cret"),)
+            )
+            self.assertEqual(tasks.environment, "fake")
+
+    def test_credentials(self) -> None:
+        self.assertEqual(bearer_credentials("Bearer t"), "t")
+        self.assertEqual(bearer_credentials("bearer  t"), "t")
+        self.assertIsNone(bearer_credentials("Basic t"))
+        self.assertIsNone(bearer_credentials("t"))
+        with self.assertRaises(ValueError):
+            BearerAuthInterceptor("bad\ntoken")
 
 
 if __name__ == "__main__":
