@@ -54,6 +54,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         ("EMPO2__MEMORY__AUTH_TOKEN", "memory.auth_token"),
         ("EMPO2__TRAIN__AUTH_TOKEN", "train.auth_token"),
         ("EMPO2__ENV__AUTH_TOKEN", "env.auth_token"),
+        ("EMPO2__MEMORY__QDRANT__API_KEY", "memory.qdrant.api_key"),
     ] {
         if let Ok(token) = std::env::var(var) {
             figment = figment.merge(Serialized::default(key, token));

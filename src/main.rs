@@ -1,6 +1,7 @@
 //! `empo2`: one binary, one subcommand per service. Each subcommand parses its flags, binds,
 //! and calls the service library's `serve`; errors become an exit code here, once.
 
+mod bench;
 mod cmd;
 mod config;
 mod experiment;

@@ -1,6 +1,7 @@
-//! Fault scenario: kill -9 of the memory service in the middle of a stream of inserts.
+//! Fault scenario: kill -9 of the memory service in the middle of a stream of inserts, on the
+//! embedded store and (when `QDRANT_URL` names a server) on the Qdrant backend.
 //!
-//! 1. start `empo2 memory` as a child process on a fresh directory
+//! 1. start `empo2 memory` as a child process on a fresh directory (or collection)
 //! 2. four clients stream insert batches concurrently and record every acknowledged entry
 //! 3. after ~1.5 s, kill -9 the service while inserts are in flight
 //! 4. restart `empo2 memory` on the same directory
@@ -42,11 +43,50 @@ async fn connect(addr: std::net::SocketAddr) -> TipMemoryClient<Channel> {
     TipMemoryClient::new(channel)
 }
 
+/// `empo2 memory` on a free port over `dir`, with the extra variables `backend`.
+fn start_memory(dir: &std::path::Path, backend: &[(&str, String)]) -> support::Service {
+    let envs: Vec<(&str, &str)> = backend.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    support::spawn(
+        &[
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--embedder",
+            "hash",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+        &envs,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_inserts_survive_kill_9() {
+    kill_9_mid_insert(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_inserts_survive_kill_9_on_qdrant() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("skipped: QDRANT_URL is not set, so the Qdrant backend was not tested");
+        return;
+    };
+    let collection = format!("kill9_{}", std::process::id());
+    kill_9_mid_insert(&[
+        ("EMPO2__MEMORY__BACKEND", "qdrant".into()),
+        ("EMPO2__MEMORY__QDRANT__URL", url),
+        ("EMPO2__MEMORY__QDRANT__COLLECTION", collection),
+    ])
+    .await;
+}
+
+async fn kill_9_mid_insert(backend: &[(&str, String)]) {
     let dir = tempfile::tempdir().unwrap();
-    eprintln!("1. start empo2 memory on {}", dir.path().display());
-    let service = support::spawn_memory(dir.path());
+    eprintln!(
+        "1. start empo2 memory on {} {backend:?}",
+        dir.path().display()
+    );
+    let service = start_memory(dir.path(), backend);
     let client = connect(service.addr).await;
 
     eprintln!("2. stream inserts from 4 clients");
@@ -101,7 +141,7 @@ async fn acknowledged_inserts_survive_kill_9() {
     );
 
     eprintln!("4. restart on the same directory");
-    let service = support::spawn_memory(dir.path());
+    let service = start_memory(dir.path(), backend);
     let mut client = connect(service.addr).await;
 
     eprintln!("5. every acknowledged entry is retrievable");

@@ -293,7 +293,12 @@ async fn push(
                     "the learner acknowledged part of the group; pushing again"
                 );
             }
-            Err(status) if status.code() == tonic::Code::Unavailable && attempt < 10 => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                ) && attempt < 10 =>
+            {
                 tracing::warn!(%status, attempt, "push failed; retrying");
             }
             Err(status) => return Err(ActorError::Learner(status)),

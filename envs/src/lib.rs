@@ -8,13 +8,11 @@
 //! - [`world`]: the rooms-doors-objects engine the built-in worlds run on.
 //! - [`server`]: serve any [`Environment`] over gRPC (`empo2.env.v1.Environment`).
 //! - [`client`]: [`EnvClient`], the gRPC client actors use for every environment.
-//! - [`bench`]: the `empo2 bench env` benchmark.
 //! - [`bridge`]: start a Python bridge script as a child process group.
 //! - [`wire`]: proto ↔ domain conversions (tasks are public, for the learner's registry).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod bridge;
 pub mod builtin;
 pub mod client;

@@ -163,18 +163,46 @@ fn steps(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, LearnerError> {
     Ok(found)
 }
 
-/// Deletes all but the newest `keep` checkpoints; returns the states of those deleted (so
-/// their memory snapshots can be released).
-pub fn prune(out_dir: &Path, keep: usize) -> Result<Vec<CheckpointState>, LearnerError> {
+/// Deletes all but the newest `keep` intact checkpoints (damaged ones go too), never
+/// `protect` (the one just written); returns the states of those deleted, so their memory
+/// snapshots can be released.
+pub fn prune(
+    out_dir: &Path,
+    keep: usize,
+    protect: Option<&Path>,
+) -> Result<Vec<CheckpointState>, LearnerError> {
     let mut pruned = Vec::new();
-    for (_, dir) in steps(out_dir)?.into_iter().skip(keep.max(1)) {
-        if let Ok(loaded) = read_state(&dir) {
-            pruned.push(loaded);
+    let mut kept = 0;
+    for (_, dir) in steps(out_dir)? {
+        let protected = protect.is_some_and(|p| p == dir);
+        if protected || (kept < keep && intact(&dir).is_ok()) {
+            kept += 1;
+            continue;
+        }
+        if let Ok(state) = read_state(&dir) {
+            pruned.push(state);
         }
         std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
         tracing::info!(checkpoint = %dir.display(), "deleted old checkpoint");
     }
     Ok(pruned)
+}
+
+/// Deletes every checkpoint of a run and its `metrics.jsonl` (a fresh run told to
+/// overwrite); returns the states of those deleted, so their snapshots can be released.
+pub fn remove_all(out_dir: &Path) -> Result<Vec<CheckpointState>, LearnerError> {
+    let mut removed = Vec::new();
+    for (_, dir) in steps(out_dir)? {
+        if let Ok(state) = read_state(&dir) {
+            removed.push(state);
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    std::fs::remove_file(out_dir.join("metrics.jsonl")).ok();
+    if !removed.is_empty() {
+        tracing::warn!(out_dir = %out_dir.display(), checkpoints = removed.len(), "the previous run's checkpoints were deleted (overwrite)");
+    }
+    Ok(removed)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LearnerError> {
@@ -189,11 +217,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LearnerError> {
 /// newer one is skipped with a warning.
 pub fn latest(out_dir: &Path) -> Result<Option<PathBuf>, LearnerError> {
     for (_, dir) in steps(out_dir)? {
-        let intact = match dir.join(MANIFEST).exists() {
-            true => verify(&dir),
-            false => read_state(&dir).map(|_| ()),
-        };
-        match intact {
+        match intact(&dir) {
             Ok(()) => return Ok(Some(dir)),
             Err(err) => {
                 tracing::warn!(checkpoint = %dir.display(), %err, "damaged checkpoint skipped")
@@ -203,32 +227,37 @@ pub fn latest(out_dir: &Path) -> Result<Option<PathBuf>, LearnerError> {
     Ok(None)
 }
 
+/// Whether the checkpoint in `dir` is whole: its files match its manifest (one written
+/// before manifests existed counts if its state reads).
+fn intact(dir: &Path) -> Result<(), LearnerError> {
+    match dir.join(MANIFEST).exists() {
+        true => verify(dir),
+        false => read_state(dir).map(drop),
+    }
+}
+
 fn read_state(dir: &Path) -> Result<CheckpointState, LearnerError> {
     let path = dir.join(STATE);
     let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
     serde_json::from_slice(&json).map_err(|e| io(&path, e))
 }
 
-/// A fresh run refuses an `out_dir` that holds checkpoints (another run's), unless told to
-/// `overwrite` them: then they and `metrics.jsonl` are deleted.
+/// A fresh run refuses an `out_dir` that holds checkpoints (another run's, intact or not),
+/// unless told to `overwrite` them ([`remove_all`] then deletes them).
 pub fn prepare_fresh(out_dir: &Path, overwrite: bool) -> Result<(), LearnerError> {
-    let Some(found) = latest(out_dir)? else {
+    let found = steps(out_dir)?;
+    let Some((_, newest)) = found.first() else {
         return Ok(());
     };
     if overwrite {
-        let root = root(out_dir);
-        std::fs::remove_dir_all(&root)
-            .map_err(|e| LearnerError::Checkpoint(format!("{}: {e}", root.display())))?;
-        std::fs::remove_file(out_dir.join("metrics.jsonl")).ok();
-        tracing::warn!(out_dir = %out_dir.display(), "the previous run's checkpoints were deleted (overwrite)");
         return Ok(());
     }
-    let run = read_state(&found).map(|s| s.run_id).unwrap_or_default();
+    let run = read_state(newest).map(|s| s.run_id).unwrap_or_default();
     Err(LearnerError::BadRequest(format!(
         "{} already holds checkpoints of run `{run}` (newest {}); pass --resume to continue \
          it, or --overwrite to start afresh and delete them",
         out_dir.display(),
-        found.display()
+        newest.display()
     )))
 }
 
@@ -282,17 +311,32 @@ pub(crate) async fn save_with_snapshot(
             Err(status) => tracing::warn!(%status, "no memory snapshot in this checkpoint"),
         }
     }
-    let dir = save(out_dir, &state, &published.bytes, opt)?;
-    for old in prune(out_dir, keep)? {
-        let (Some(memory), false) = (memory.as_deref_mut(), old.memory_snapshot.is_empty()) else {
-            continue;
-        };
+    let dir = match save(out_dir, &state, &published.bytes, opt) {
+        Ok(dir) => dir,
+        Err(err) => {
+            release(memory, std::slice::from_ref(&state)).await;
+            return Err(err);
+        }
+    };
+    let pruned = prune(out_dir, keep, Some(&dir))?;
+    release(memory, &pruned).await;
+    Ok(dir)
+}
+
+/// Releases the memory snapshots the checkpoints `states` pinned; a failure is logged.
+pub(crate) async fn release(
+    memory: Option<&mut TipMemoryClient<AuthChannel>>,
+    states: &[CheckpointState],
+) {
+    let Some(memory) = memory else {
+        return;
+    };
+    for state in states.iter().filter(|s| !s.memory_snapshot.is_empty()) {
         let request = memory_pb::ReleaseSnapshotRequest {
-            snapshot_id: old.memory_snapshot.clone(),
+            snapshot_id: state.memory_snapshot.clone(),
         };
         if let Err(status) = memory.release_snapshot(request).await {
-            tracing::warn!(snapshot = %old.memory_snapshot, %status, "could not release the snapshot of a deleted checkpoint");
+            tracing::warn!(snapshot = %state.memory_snapshot, %status, "could not release the snapshot of a deleted checkpoint");
         }
     }
-    Ok(dir)
 }

@@ -45,7 +45,8 @@ pub struct TrainConfig {
     pub lease_timeout_secs: u64,
     /// Checkpoint every this many iterations (0 = never; the last iteration always is).
     pub checkpoint_every: usize,
-    /// Checkpoints kept (1 to 32); older ones are deleted and their memory snapshots released.
+    /// Checkpoints kept (1 to 16); older ones are deleted and their memory snapshots released
+    /// (the memory service pins at most 32 snapshots, shared with any other learner).
     pub checkpoints_keep: usize,
     /// Episodes per group (N).
     pub group_size: usize,
@@ -155,9 +156,9 @@ impl TrainConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("train.{name} must be at least 1"));
         }
-        if !(1..=32).contains(&self.checkpoints_keep) {
+        if !(1..=16).contains(&self.checkpoints_keep) {
             return Err(format!(
-                "train.checkpoints_keep is {}; keep 1 to 32 checkpoints",
+                "train.checkpoints_keep is {}; keep 1 to 16 checkpoints",
                 self.checkpoints_keep
             ));
         }

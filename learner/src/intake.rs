@@ -141,8 +141,12 @@ impl Intake {
         let sampled = sampled_version(&received, &group);
         let staleness = limits.staleness;
         if current.saturating_sub(sampled) > staleness {
-            self.counts.dropped_stale += 1;
-            self.partial.remove(&group.group_id);
+            // This trajectory and those of its group acknowledged before it.
+            let earlier = self
+                .partial
+                .remove(&group.group_id)
+                .map_or(0, |slots| slots.iter().flatten().count());
+            self.counts.dropped_stale += 1 + earlier as u64;
             scheduler.finish(&group.lease_id);
             let reason = format!(
                 "sampled at policy version {sampled}, more than {staleness} behind version {current}",

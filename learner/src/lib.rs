@@ -20,12 +20,10 @@
 //! - [`record`]: the per-iteration metrics.
 //! - [`start`]: a [`Learner`] started fresh or resumed; `state`: what the service and the
 //!   training loop share; `trainer`: the training loop; [`service`]: its gRPC face.
-//! - [`bench`]: the `empo2 bench broadcast` benchmark.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod advantage;
-pub mod bench;
 pub mod checkpoint;
 pub mod config;
 mod error;

@@ -66,6 +66,14 @@ impl Pool {
                 "the pool already holds {MAX_ENVIRONMENTS} environments; unregister one first"
             )));
         }
+        let held: usize = self.envs.iter().map(listed_bytes).sum();
+        if held + listed_bytes(&env) > MAX_POOL_BYTES {
+            return Err(LearnerError::ResourceExhausted(format!(
+                "the pool's task lists already take {held} bytes; `{}` would pass \
+                 {MAX_POOL_BYTES} (what ListEnvironments can answer)",
+                env.name
+            )));
+        }
         self.envs.push(env);
         self.next_task.push(0);
         Ok(())
@@ -158,6 +166,13 @@ pub fn check(env: &RegisteredEnv) -> Result<(), LearnerError> {
             )));
         }
     }
+    if listed_bytes(env) > MAX_TASK_LIST_BYTES {
+        return Err(bad(format!(
+            "the task list of `{}` takes {} bytes, more than {MAX_TASK_LIST_BYTES}",
+            env.name,
+            listed_bytes(env)
+        )));
+    }
     if !env.tasks.iter().any(|t| !t.train_variations.is_empty()) {
         return Err(bad(format!(
             "`{}` has no task with training variations",
@@ -169,6 +184,20 @@ pub fn check(env: &RegisteredEnv) -> Result<(), LearnerError> {
 
 /// Longest task description (bytes).
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Most bytes one environment's task list takes on the wire.
+pub const MAX_TASK_LIST_BYTES: usize = 1 << 20;
+/// Most bytes the task lists of the whole pool take on the wire (ListEnvironments answers
+/// them all in one message of at most 8 MiB).
+pub const MAX_POOL_BYTES: usize = 6 << 20;
+
+/// The bytes an environment's task list takes on the wire.
+fn listed_bytes(env: &RegisteredEnv) -> usize {
+    use prost::Message;
+    env.tasks
+        .iter()
+        .map(|t| envs::wire::task_to_pb(t).encoded_len())
+        .sum()
+}
 
 /// Checks a sampling weight (before anything is dialled).
 pub fn check_weight(name: &str, weight: f32) -> Result<(), LearnerError> {

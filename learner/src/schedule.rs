@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModeSchedule, TrainConfig};
+use crate::error::LearnerError;
 use crate::pool::Pool;
 use trajectory::Mode;
 use trajectory::wire::mode_to_pb;
@@ -118,9 +119,22 @@ impl Scheduler {
         &mut self.state.pool
     }
 
+    /// Removes environment `name` from the pool, and its groups waiting to be leased again:
+    /// none of its groups is leased from now on (leases out run to their end).
+    pub fn unregister(&mut self, name: &str) -> Result<crate::pool::RegisteredEnv, LearnerError> {
+        let removed = self.state.pool.remove(name)?;
+        self.again.retain(|g| g.environment != name);
+        Ok(removed)
+    }
+
     /// Leases out now.
     pub fn active(&self) -> usize {
         self.leases.len()
+    }
+
+    fn in_pool(&self, environment: &str) -> bool {
+        let envs = self.state.pool.environments();
+        envs.iter().any(|e| e.name == environment)
     }
 
     /// Leases out to `actor`.
@@ -172,9 +186,13 @@ impl Scheduler {
         version: u64,
         now: SystemTime,
     ) -> Option<pb::LeaseResponse> {
-        let mut group = match self.again.pop_front() {
-            Some(group) => group,
-            None => self.draw()?,
+        let mut group = loop {
+            match self.again.pop_front() {
+                // A group of an environment unregistered since is not leased again.
+                Some(group) if !self.in_pool(&group.environment) => continue,
+                Some(group) => break group,
+                None => break self.draw()?,
+            }
         };
         group.lease_id = uuid::Uuid::now_v7().to_string();
         group.group_id = uuid::Uuid::now_v7().to_string();
@@ -288,5 +306,42 @@ mod tests {
         assert_eq!(count(Mode::Plain), 200);
         assert_eq!(count(Mode::MemOff), 100);
         assert_eq!(count(Mode::MemOn), 100);
+    }
+
+    #[test]
+    fn an_unregistered_environments_groups_are_not_leased_again() {
+        let cfg = cfg(0.0, 0.0, 1);
+        let mut pool = Pool::default();
+        for name in ["kept", "gone"] {
+            let env = crate::pool::RegisteredEnv {
+                name: name.into(),
+                ..Pool::builtin(&[]).unwrap()
+            };
+            pool.add(env).unwrap();
+        }
+        let mut scheduler = Scheduler::new(
+            &cfg,
+            ScheduleState {
+                pool,
+                ..ScheduleState::default()
+            },
+        );
+        let now = SystemTime::now();
+        let leased: Vec<pb::LeaseResponse> = (0..4)
+            .map(|_| scheduler.next("a", 0, now).unwrap())
+            .collect();
+        let gone: Vec<&pb::LeaseResponse> =
+            leased.iter().filter(|l| l.environment == "gone").collect();
+        assert!(!gone.is_empty(), "both environments are drawn");
+        // One of its groups waits to be leased again; one is still out when it goes.
+        scheduler.give_back(&gone[0].lease_id);
+        scheduler.unregister("gone").unwrap();
+        if let Some(out) = gone.get(1) {
+            scheduler.give_back(&out.lease_id);
+        }
+        for _ in 0..16 {
+            let lease = scheduler.next("a", 0, now).unwrap();
+            assert_eq!(lease.environment, "kept");
+        }
     }
 }

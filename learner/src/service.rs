@@ -21,14 +21,18 @@ use trajectory::Published;
 
 /// How long an idle actor waits before asking again.
 const RETRY_AFTER_MS: u32 = 250;
-/// Most `PushTrajectories` and `Weights` streams open at once; more are RESOURCE_EXHAUSTED.
-pub const MAX_STREAMS: usize = 512;
+/// Most `PushTrajectories` streams open at once; more are RESOURCE_EXHAUSTED.
+pub const MAX_PUSH_STREAMS: usize = 256;
+/// Most `Weights` subscriptions open at once (one per actor); more are RESOURCE_EXHAUSTED.
+pub const MAX_WEIGHT_STREAMS: usize = 512;
 /// A push stream that brings no trajectory for this long is closed (actors open one per
 /// group and send it at once).
 const PUSH_IDLE: Duration = Duration::from_secs(120);
-/// A weights subscriber that takes no chunk for this long is dropped (it resubscribes), so
-/// a stalled one cannot pin old versions in memory.
+/// A push stream's client that takes no acknowledgement for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+/// A weights subscriber gets this long, plus a second per MiB, to take a whole version; one
+/// that is slower is dropped (it resubscribes), so a stalled one cannot pin old versions.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves `learner` on `listener` until `shutdown` resolves (the future owns what it needs,
 /// so it can be spawned).
@@ -47,7 +51,8 @@ pub fn serve(
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         let service = LearnerServer::new(LearnerService {
             shared,
-            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            pushes: Arc::new(Semaphore::new(MAX_PUSH_STREAMS)),
+            subscriptions: Arc::new(Semaphore::new(MAX_WEIGHT_STREAMS)),
         })
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
@@ -62,17 +67,20 @@ pub fn serve(
 
 struct LearnerService {
     shared: Arc<Shared>,
-    /// One permit per open stream.
-    streams: Arc<Semaphore>,
+    /// One permit per open push stream.
+    pushes: Arc<Semaphore>,
+    /// One permit per open weights subscription.
+    subscriptions: Arc<Semaphore>,
 }
 
 impl LearnerService {
-    /// A permit for one more stream, or RESOURCE_EXHAUSTED.
-    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.streams.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("empo2_learner_refused_streams_total").increment(1);
+    /// A permit for one more stream of `kind` from `permits`, or RESOURCE_EXHAUSTED.
+    fn stream_permit(permits: &Arc<Semaphore>, kind: &str) -> Result<OwnedSemaphorePermit, Status> {
+        permits.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("empo2_learner_refused_streams_total", "kind" => kind.to_string())
+                .increment(1);
             Status::resource_exhausted(format!(
-                "{MAX_STREAMS} streams are open; close one or retry later"
+                "the most {kind} streams are open; close one or retry later"
             ))
         })
     }
@@ -145,7 +153,7 @@ impl learner_server::Learner for LearnerService {
         &self,
         request: Request<Streaming<pb::Trajectory>>,
     ) -> Result<Response<AckStream>, Status> {
-        let permit = self.stream_permit()?;
+        let permit = LearnerService::stream_permit(&self.pushes, "PushTrajectories")?;
         let mut inbound = request.into_inner();
         let shared = self.shared.clone();
         let (tx, rx) = mpsc::channel(64);
@@ -160,14 +168,18 @@ impl learner_server::Learner for LearnerService {
                             "no trajectory for {} s; the stream is closed",
                             PUSH_IDLE.as_secs()
                         ));
-                        tx.send(Err(idle)).await.ok();
+                        tokio::time::timeout(SEND_TIMEOUT, tx.send(Err(idle)))
+                            .await
+                            .ok();
                         return;
                     }
                 };
                 let trajectory = match message {
                     Ok(t) => t,
                     Err(status) => {
-                        tx.send(Err(status)).await.ok();
+                        tokio::time::timeout(SEND_TIMEOUT, tx.send(Err(status)))
+                            .await
+                            .ok();
                         return;
                     }
                 };
@@ -187,14 +199,16 @@ impl learner_server::Learner for LearnerService {
                 match outcome {
                     Ok(ack) => {
                         metrics::counter!("empo2_learner_trajectories_total").increment(1);
-                        if tx.send(Ok(ack)).await.is_err() {
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(ack))).await;
+                        if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
                     }
                     Err(err) => {
                         tracing::warn!(%err, "trajectory rejected");
                         metrics::counter!("empo2_learner_rejected_total").increment(1);
-                        tx.send(Err(err.into())).await.ok();
+                        let refused = tx.send(Err(err.into()));
+                        tokio::time::timeout(SEND_TIMEOUT, refused).await.ok();
                         return;
                     }
                 }
@@ -209,11 +223,17 @@ impl learner_server::Learner for LearnerService {
         &self,
         request: Request<pb::WeightsRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
-        let permit = self.stream_permit()?;
         let pb::WeightsRequest {
             have_version,
             have_sha256,
         } = request.into_inner();
+        if !matches!(have_sha256.len(), 0 | 32) {
+            return Err(Status::invalid_argument(format!(
+                "have_sha256 is {} bytes; a SHA-256 is 32 (or none)",
+                have_sha256.len()
+            )));
+        }
+        let permit = LearnerService::stream_permit(&self.subscriptions, "Weights")?;
         let mut have = Held::from_request(have_version, have_sha256);
         let mut versions = self.shared.weights.subscribe();
         let (tx, rx) = mpsc::channel(4);
@@ -224,11 +244,16 @@ impl learner_server::Learner for LearnerService {
                 let published = versions.borrow_and_update().clone();
                 if have.wants(&published) {
                     let started = std::time::Instant::now();
-                    for chunk in published.chunks() {
-                        let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(chunk))).await;
-                        if !matches!(sent, Ok(Ok(()))) {
-                            return;
+                    let deadline =
+                        VERSION_TIMEOUT + Duration::from_secs((published.bytes.len() >> 20) as u64);
+                    let whole = async {
+                        for chunk in published.chunks() {
+                            tx.send(Ok(chunk)).await?;
                         }
+                        Ok::<(), mpsc::error::SendError<_>>(())
+                    };
+                    if !matches!(tokio::time::timeout(deadline, whole).await, Ok(Ok(()))) {
+                        return;
                     }
                     metrics::histogram!("empo2_learner_broadcast_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -265,7 +290,7 @@ impl learner_server::Learner for LearnerService {
         request: Request<pb::UnregisterEnvironmentRequest>,
     ) -> Result<Response<pb::UnregisterEnvironmentResponse>, Status> {
         let name = request.into_inner().name;
-        let removed = self.shared.state().scheduler.pool_mut().remove(&name)?;
+        let removed = self.shared.state().scheduler.unregister(&name)?;
         tracing::info!(environment = %removed.name, endpoint = %removed.endpoint, "environment unregistered");
         Ok(Response::new(pb::UnregisterEnvironmentResponse {}))
     }

@@ -65,6 +65,8 @@ impl Learner {
             true => checkpoint::latest(&cfg.out_dir)?,
             false => {
                 checkpoint::prepare_fresh(&cfg.out_dir, options.overwrite)?;
+                let removed = checkpoint::remove_all(&cfg.out_dir)?;
+                checkpoint::release(memory.as_mut(), &removed).await;
                 None
             }
         };

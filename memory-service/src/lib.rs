@@ -5,14 +5,12 @@
 //! - [`store`]: the `TipStore` interface and its embedded (redb) and Qdrant backends.
 //! - [`service`]: the `TipMemory` gRPC service over any store.
 //! - [`latency`]: per-method latency histograms.
-//! - [`bench`]: the `empo2 bench memory` benchmark.
 //! - `wire`: proto ↔ domain conversions and request validation (private).
 //!
 //! Start it with [`serve`] (or [`open`], then [`Opened::serve`]).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod config;
 pub mod embed;
 pub mod error;

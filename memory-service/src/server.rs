@@ -47,7 +47,7 @@ pub async fn open(cfg: MemoryConfig) -> Result<Opened, MemoryError> {
             write_rules(&cfg),
         )?),
         BackendKind::Qdrant => OpenedStore::Qdrant(Box::new(
-            QdrantStore::connect(&cfg.qdrant, embedder.dims(), write_rules(&cfg)).await?,
+            QdrantStore::connect(&cfg.qdrant, &space, embedder.dims(), write_rules(&cfg)).await?,
         )),
     };
     Ok(Opened {

@@ -346,6 +346,25 @@ async fn a_pinned_snapshot_survives_retention_until_released<S: TipStore>(store:
     assert_eq!(store.restore(unpinned[2].id.clone()).await.unwrap(), 1);
 }
 
+async fn ties_at_the_limit_keep_the_more_similar<S: TipStore>(store: &S) {
+    // Inserted least similar first, so insertion order cannot pass for similarity order.
+    for (text, tilt) in [("far", 0.9), ("near", 0.1), ("middle", 0.5)] {
+        store
+            .insert(vec![entry("ties", text, vec_at(2, tilt), 50.0)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        texts(store, query("ties", vec_at(2, 0.0), 2, RankBy::Score)).await,
+        ["near", "middle"],
+        "equal scores rank by similarity, also at the limit"
+    );
+    assert_eq!(
+        texts(store, query("ties", vec_at(2, 0.0), 1, RankBy::Score)).await,
+        ["near"]
+    );
+}
+
 async fn slot_counts_are_sorted_per_slot<S: TipStore>(store: &S) {
     store
         .insert(vec![
@@ -374,19 +393,24 @@ fn embedded() -> (EmbeddedStore, tempfile::TempDir) {
     )
 }
 
-/// A store on a fresh collection of the server at `QDRANT_URL`, or `None` when unset.
-async fn qdrant() -> Option<QdrantStore> {
+/// A fresh collection on the server at `QDRANT_URL`, or `None` when unset.
+fn qdrant_config() -> Option<QdrantConfig> {
     let url = std::env::var("QDRANT_URL").ok()?;
-    let cfg = QdrantConfig {
+    Some(QdrantConfig {
         url,
         collection: format!("empo2_test_{}", uuid::Uuid::now_v7().simple()),
         // Where the server keeps snapshots, as it sees it (restores name the file there).
         snapshots_path: std::env::var("QDRANT_SNAPSHOTS_PATH")
             .unwrap_or_else(|_| QdrantConfig::default().snapshots_path),
         ..QdrantConfig::default()
-    };
+    })
+}
+
+/// A store on a fresh collection of the server at `QDRANT_URL`, or `None` when unset.
+async fn qdrant() -> Option<QdrantStore> {
+    let cfg = qdrant_config()?;
     Some(
-        QdrantStore::connect(&cfg, DIMS, RULES)
+        QdrantStore::connect(&cfg, "test/8", DIMS, RULES)
             .await
             .expect("QDRANT_URL is set but unreachable"),
     )
@@ -428,6 +452,7 @@ conformance!(
     novelty_counts_similar_states_then_records,
     snapshot_restore_returns_to_the_snapshot,
     a_pinned_snapshot_survives_retention_until_released,
+    ties_at_the_limit_keep_the_more_similar,
     slot_counts_are_sorted_per_slot,
 );
 
@@ -512,5 +537,28 @@ async fn a_batch_larger_than_the_cap_keeps_its_newest_entries() {
     assert_eq!(
         texts(&store, query("big", vec_at(0, 0.0), 10, RankBy::Score)).await,
         ["b4", "b3", "b2"]
+    );
+}
+
+#[tokio::test]
+async fn qdrant_refuses_a_collection_another_embedder_wrote() {
+    let Some(cfg) = qdrant_config() else {
+        eprintln!("skipped: QDRANT_URL is not set, so the Qdrant backend was not tested");
+        return;
+    };
+    let store = QdrantStore::connect(&cfg, "test/8", DIMS, RULES)
+        .await
+        .unwrap();
+    store
+        .insert(vec![entry("s", "tip", vec_at(0, 0.0), 1.0)])
+        .await
+        .unwrap();
+    QdrantStore::connect(&cfg, "test/8", DIMS, RULES)
+        .await
+        .expect("the same embedder reopens it");
+    let refused = QdrantStore::connect(&cfg, "other/8", DIMS, RULES).await;
+    assert!(
+        matches!(refused, Err(StoreError::Incompatible(_))),
+        "another embedder of the same dimension is refused"
     );
 }

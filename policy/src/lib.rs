@@ -10,13 +10,11 @@
 //! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
 //! - [`optim`]: AdamW, updating in place, with its state saved and loaded.
 //! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
-//! - [`bench`]: the `empo2 bench policy` figures.
 //! - `cache`, `mask`: the KV cache and attention masks; `ops`: fused CPU kernels with backward.
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
 
 pub mod architecture;
-pub mod bench;
 mod cache;
 pub mod config;
 pub mod error;

@@ -27,6 +27,10 @@ pub enum Command {
         /// all-MiniLM-L6-v2 directory (the embedding rows are skipped without it).
         #[arg(long)]
         model_dir: Option<PathBuf>,
+        /// A Qdrant server (gRPC URL, e.g. http://127.0.0.1:6334) whose backend is measured
+        /// beside the embedded one, in a fresh collection.
+        #[arg(long, env = "QDRANT_URL")]
+        qdrant_url: Option<String>,
     },
     /// Environments: built-in world steps/s on one core, and the gRPC step round trip of the
     /// built-in world on loopback beside remote environments (e.g. the ScienceWorld bridge).
@@ -43,7 +47,7 @@ pub enum Command {
         /// A remote environment as LABEL=ENDPOINT=TASK (repeatable), e.g.
         /// scienceworld=http://127.0.0.1:50062=boil.
         #[arg(long = "remote", value_parser = parse_remote)]
-        remotes: Vec<envs::bench::Remote>,
+        remotes: Vec<crate::bench::env::Remote>,
     },
     /// Weight broadcast: serialising a version, streaming it to an actor over gRPC on
     /// loopback, loading it, beside a raw TCP loopback copy of the same bytes.
@@ -76,10 +80,10 @@ pub enum Command {
     },
 }
 
-fn parse_remote(s: &str) -> Result<envs::bench::Remote, String> {
+fn parse_remote(s: &str) -> Result<crate::bench::env::Remote, String> {
     let mut parts = s.splitn(3, '=');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(label), Some(endpoint), Some(task)) => Ok(envs::bench::Remote {
+        (Some(label), Some(endpoint), Some(task)) => Ok(crate::bench::env::Remote {
             label: label.into(),
             endpoint: endpoint.into(),
             task: task.into(),
@@ -98,17 +102,19 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             queries,
             inserts,
             model_dir,
+            qdrant_url,
         } => {
-            let opts = memory_service::bench::Options {
+            let opts = crate::bench::memory::Options {
                 slots,
                 entries,
                 dims,
                 queries,
                 inserts,
                 minilm_dir: model_dir.unwrap_or(cfg.memory.embedder.model_dir),
+                qdrant: qdrant_url,
             };
             eprintln!("empo2 bench memory: {slots} slots × {entries} entries, {dims}-d …");
-            let rows = memory_service::bench::run(&opts)
+            let rows = crate::bench::memory::run(&opts)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             print_latency_table(
@@ -124,14 +130,14 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             remote_steps,
             remotes,
         } => {
-            let opts = envs::bench::Options {
+            let opts = crate::bench::env::Options {
                 seconds,
                 grpc_steps,
                 remote_steps,
                 remotes,
             };
             eprintln!("empo2 bench env: {seconds} s per in-process row, {grpc_steps} gRPC steps …");
-            let rows = envs::bench::run(&opts).await?;
+            let rows = crate::bench::env::run(&opts).await?;
             print_latency_table(
                 "steps per second",
                 rows.into_iter()
@@ -148,7 +154,8 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                 sender.parameter_count()
             );
             let scratch = tempfile::tempdir()?;
-            let rows = learner::bench::run(sender, &receiver, rounds, scratch.path()).await?;
+            let rows =
+                crate::bench::broadcast::run(sender, &receiver, rounds, scratch.path()).await?;
             println!("| measurement | MB | median ms | MB/s |");
             println!("|---|---:|---:|---:|");
             for row in rows {
@@ -176,7 +183,7 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                 model.display(),
                 policy.parameter_count()
             );
-            let figures = policy::bench::run(
+            let figures = crate::bench::policy::run(
                 &policy,
                 &[1, 8],
                 prompt_tokens,

@@ -5,7 +5,10 @@
 //! its health check. Exits non-zero when one does not.
 //!
 //! The valid messages it mutates name things no job has (slot `fuzz/…`, lease `fuzz`, an
-//! endpoint on port 1), so beside a running job it exercises validation without steering it.
+//! endpoint on port 1), so beside a running job it mostly exercises validation; but it is a
+//! real attack: its inserts create `fuzz/…` slots (they count towards `max_slots`), and
+//! arbitrary bytes sent to Lease can decode as a valid request and take a lease, which then
+//! expires (`lease_timeout_secs`) before its group is leased again.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -28,13 +28,19 @@ const SNAPSHOT_DIR: &str = "snapshots";
 /// Extension of the empty file that pins snapshot `<id>.redb`: `<id>.pin`.
 const PIN: &str = "pin";
 
-/// The ids of the pinned snapshots in `dir`.
+/// The ids of the pinned snapshots in `dir` (a pin whose snapshot is gone is deleted).
 fn pinned(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
-    Ok(std::fs::read_dir(dir)?
+    let mut ids = Vec::new();
+    for pin in std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == PIN))
-        .filter_map(|p| p.file_stem().map(|s| s.to_os_string()))
-        .collect())
+    {
+        match pin.with_extension("redb").is_file() {
+            true => ids.extend(pin.file_stem().map(|s| s.to_os_string())),
+            false => std::fs::remove_file(&pin)?,
+        }
+    }
+    Ok(ids)
 }
 
 fn ns_byte(ns: Namespace) -> u8 {
@@ -418,10 +424,10 @@ impl Inner {
         let target = Database::create(&partial)?;
         let entries = copy_all(&self.db, &target)?;
         drop(target);
+        std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
         if pin {
             std::fs::File::create(dir.join(format!("{id}.{PIN}")))?.sync_all()?;
         }
-        std::fs::rename(&partial, dir.join(format!("{id}.redb")))?;
         self.prune_snapshots(&dir)?;
         std::fs::File::open(&dir)?.sync_all()?;
         Ok(SnapshotInfo { id, entries })

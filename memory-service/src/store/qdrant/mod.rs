@@ -52,6 +52,9 @@ pub struct QdrantStore {
     evictions: Mutex<HashMap<String, u64>>,
     /// HTTP client for the REST calls.
     http: reqwest::Client,
+    /// Held while snapshots are taken or released (and pruned): two taken at once could
+    /// fall in one second, which Qdrant gives one name.
+    snapshots: tokio::sync::Mutex<()>,
 }
 
 /// Transient failures (unreachable, overloaded, timed out) are retryable `Qdrant`; a refusal
@@ -79,6 +82,7 @@ impl QdrantStore {
     /// Connects to the server and creates the collection and its payload indexes if missing.
     pub async fn connect(
         cfg: &QdrantConfig,
+        space: &str,
         dims: usize,
         rules: WriteRules,
     ) -> Result<Self, StoreError> {
@@ -110,8 +114,10 @@ impl QdrantStore {
             seq: AtomicU64::new(now_unix_ms() * 1000),
             evictions: Mutex::default(),
             http: reqwest::Client::new(),
+            snapshots: tokio::sync::Mutex::new(()),
         };
         store.ensure_collection(dims as u64).await?;
+        store.check_space(space).await?;
         tracing::info!(%url, collection = %store.collection, "connected to qdrant");
         Ok(store)
     }

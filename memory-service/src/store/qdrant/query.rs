@@ -4,8 +4,8 @@
 
 use qdrant_client::qdrant::vector_output::Vector as OutVector;
 use qdrant_client::qdrant::{
-    Expression, FormulaBuilder, PrefetchQueryBuilder, Query as QdrantQuery, QueryPointsBuilder,
-    ScoredPoint,
+    Condition, Expression, Filter, FormulaBuilder, PrefetchQueryBuilder, Query as QdrantQuery,
+    QueryPointsBuilder, Range, ScoredPoint,
 };
 
 use super::schema::{id_string, slot_filter};
@@ -84,11 +84,49 @@ impl QdrantStore {
                 .score_threshold(strictly_above(query.threshold)),
         };
         let points = self.client.query(builder).await.map_err(qdrant_err)?.result;
-        let hits = points
+        let mut hits: Vec<Hit> = points
             .into_iter()
             .map(|p| Self::hit(p, &query.vector))
             .collect();
+        if query.rank == RankBy::Score && hits.len() == query.limit && query.limit > 0 {
+            hits = self.break_ties_at_the_limit(&query, hits).await?;
+        }
         Ok(rank_hits(hits, query.rank, query.limit))
+    }
+
+    /// Qdrant orders tips of equal score as it likes; EMPO² (and the embedded store) keeps
+    /// the more similar. So the tips that share the lowest score kept are asked for again,
+    /// among every tip of the slot with that score, by similarity.
+    async fn break_ties_at_the_limit(
+        &self,
+        query: &Query,
+        hits: Vec<Hit>,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let lowest = hits.iter().map(|h| h.score).fold(f32::INFINITY, f32::min);
+        let (above, _): (Vec<Hit>, Vec<Hit>) = hits.into_iter().partition(|h| h.score > lowest);
+        let room = query.limit - above.len();
+        let score = f64::from(lowest);
+        let mut filter = slot_filter(&query.slot, Some(Namespace::Tips));
+        filter.must.push(Condition::range(
+            "score",
+            Range {
+                gte: Some(score),
+                lte: Some(score),
+                ..Default::default()
+            },
+        ));
+        let tied = QueryPointsBuilder::new(&self.collection)
+            .query(QdrantQuery::new_nearest(query.vector.clone()))
+            .filter::<Filter>(filter)
+            .score_threshold(strictly_above(query.threshold))
+            .limit(room as u64)
+            .with_payload(true)
+            .with_vectors(true);
+        let tied = self.client.query(tied).await.map_err(qdrant_err)?.result;
+        Ok(above
+            .into_iter()
+            .chain(tied.into_iter().map(|p| Self::hit(p, &query.vector)))
+            .collect())
     }
 
     /// The first half of [`TipStore::novelty`](crate::store::TipStore::novelty): how many of

@@ -57,22 +57,8 @@ impl QdrantStore {
     pub(super) async fn ensure_collection(&self, dims: u64) -> Result<(), StoreError> {
         let c = &self.client;
         let name = self.collection.as_str();
-        if !c.collection_exists(name).await.map_err(qdrant_err)? {
-            let created = c
-                .create_collection(
-                    CreateCollectionBuilder::new(name)
-                        .vectors_config(VectorParamsBuilder::new(dims, Distance::Cosine)),
-                )
-                .await;
-            match created {
-                // Another replica created it first.
-                Err(QdrantError::ResponseError { status })
-                    if status.code() == tonic::Code::AlreadyExists => {}
-                other => {
-                    other.map_err(qdrant_err)?;
-                }
-            }
-        }
+        self.create_if_missing(name, VectorParamsBuilder::new(dims, Distance::Cosine))
+            .await?;
         self.check_dimension(dims).await?;
         let indexes = [
             CreateFieldIndexCollectionBuilder::new(name, "slot", FieldType::Keyword)
@@ -89,6 +75,96 @@ impl QdrantStore {
                 .map_err(qdrant_err)?;
         }
         Ok(())
+    }
+
+    /// Creates collection `name` with `vectors` unless it exists (or another replica creates
+    /// it first).
+    async fn create_if_missing(
+        &self,
+        name: &str,
+        vectors: VectorParamsBuilder,
+    ) -> Result<(), StoreError> {
+        if self
+            .client
+            .collection_exists(name)
+            .await
+            .map_err(qdrant_err)?
+        {
+            return Ok(());
+        }
+        let created = self
+            .client
+            .create_collection(CreateCollectionBuilder::new(name).vectors_config(vectors))
+            .await;
+        match created {
+            Err(QdrantError::ResponseError { status })
+                if status.code() == tonic::Code::AlreadyExists =>
+            {
+                Ok(())
+            }
+            other => other.map(drop).map_err(qdrant_err),
+        }
+    }
+
+    /// The side collection of what the store knows about itself: the embedding space that
+    /// wrote it, and a record of each snapshot (see [`super::snapshot`]).
+    pub(super) fn meta_collection(&self) -> String {
+        format!("{}-meta", self.collection)
+    }
+
+    /// Creates the meta collection if missing.
+    pub(super) async fn ensure_meta(&self) -> Result<(), StoreError> {
+        let meta = self.meta_collection();
+        self.create_if_missing(&meta, VectorParamsBuilder::new(1, Distance::Dot))
+            .await
+    }
+
+    /// Records `space` (embedder/dims) as the one that writes this collection, or refuses
+    /// when another one wrote it (vectors of two embedders do not compare). A collection
+    /// written before spaces were recorded takes this one.
+    pub(super) async fn check_space(&self, space: &str) -> Result<(), StoreError> {
+        self.ensure_meta().await?;
+        let id: PointId = uuid::Uuid::new_v5(&TIP_ID_NAMESPACE, b"embedding space")
+            .to_string()
+            .into();
+        let got = self
+            .client
+            .get_points(
+                qdrant_client::qdrant::GetPointsBuilder::new(
+                    self.meta_collection(),
+                    vec![id.clone()],
+                )
+                .with_payload(true),
+            )
+            .await
+            .map_err(qdrant_err)?
+            .result;
+        let recorded = got
+            .first()
+            .and_then(|p| p.payload.get("space")?.as_str().cloned());
+        match recorded {
+            Some(recorded) if recorded == space => Ok(()),
+            Some(recorded) => Err(StoreError::Incompatible(format!(
+                "collection `{}` holds vectors of {recorded:?}, this service embeds with {space:?}",
+                self.collection
+            ))),
+            None => {
+                let payload = Payload::try_from(serde_json::json!({ "space": space }))
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                let point = PointStruct::new(id, vec![0.0f32], payload);
+                self.client
+                    .upsert_points(
+                        qdrant_client::qdrant::UpsertPointsBuilder::new(
+                            self.meta_collection(),
+                            vec![point],
+                        )
+                        .wait(true),
+                    )
+                    .await
+                    .map_err(qdrant_err)?;
+                Ok(())
+            }
+        }
     }
 
     /// Refuses a collection whose vectors are not `dims`-dimensional cosine vectors.

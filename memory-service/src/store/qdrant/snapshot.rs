@@ -1,15 +1,14 @@
 //! Snapshots: taking one through gRPC (keeping the newest `snapshots_keep` unpinned ones),
 //! pinning, and restoring one through Qdrant's REST recover call, the only way Qdrant offers.
-//! Each snapshot taken is recorded in a small side collection, `<collection>-snapshots` (its
-//! name, when it was taken to the nanosecond, and whether it is pinned), so restoring the
-//! main collection leaves the records as they are, and retention knows the order of
-//! snapshots taken within one second (Qdrant's `creation_time` has whole seconds).
+//! Each snapshot taken is recorded in the side collection `<collection>-meta` (its name, when
+//! it was taken to the nanosecond, and whether it is pinned), so restoring the main
+//! collection leaves the records as they are, and retention knows the order of snapshots
+//! taken within one second (Qdrant's `creation_time` has whole seconds).
 
 use qdrant_client::Payload;
 use qdrant_client::qdrant::{
-    CreateCollectionBuilder, DeletePointsBuilder, DeleteSnapshotRequestBuilder, Distance, Filter,
-    PointId, PointStruct, PointsIdsList, ScrollPointsBuilder, UpsertPointsBuilder,
-    VectorParamsBuilder,
+    DeletePointsBuilder, DeleteSnapshotRequestBuilder, Filter, PointId, PointStruct, PointsIdsList,
+    ScrollPointsBuilder, UpsertPointsBuilder,
 };
 
 use super::{QdrantStore, qdrant_err};
@@ -67,6 +66,15 @@ impl QdrantStore {
             Err(e) => return tracing::warn!("cannot read the snapshot records: {e}"),
         };
         let record = |name: &str| records.iter().find(|r| r.name == name);
+        // Records of snapshots that are gone (deleted by hand, lost) would count as pins.
+        for orphan in records.iter().filter(|r| {
+            !listed
+                .snapshot_descriptions
+                .iter()
+                .any(|d| d.name == r.name)
+        }) {
+            self.delete_record(&orphan.name).await;
+        }
         let mut snapshots: Vec<(bool, i64, String)> = listed
             .snapshot_descriptions
             .into_iter()
@@ -86,31 +94,38 @@ impl QdrantStore {
                 tracing::warn!(snapshot = %name, "could not delete old snapshot: {e}");
                 continue;
             }
-            let ids = PointsIdsList {
-                ids: vec![record_id(name)],
-            };
-            let deleted = self
-                .client
-                .delete_points(DeletePointsBuilder::new(self.records_collection()).points(ids))
-                .await;
-            if let Err(e) = deleted {
-                tracing::warn!(snapshot = %name, "could not delete its record: {e}");
-            }
+            self.delete_record(name).await;
+        }
+    }
+
+    /// Deletes the record of snapshot `name`; a failure is logged.
+    async fn delete_record(&self, name: &str) {
+        let ids = PointsIdsList {
+            ids: vec![record_id(name)],
+        };
+        let deleted = self
+            .client
+            .delete_points(DeletePointsBuilder::new(self.meta_collection()).points(ids))
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(snapshot = %name, "could not delete its record: {e}");
         }
     }
 
     /// [`TipStore::snapshot`](crate::store::TipStore::snapshot): snapshots the collection,
     /// records it, then prunes old snapshots.
     pub(super) async fn take_snapshot(&self, pin: bool) -> Result<SnapshotInfo, StoreError> {
-        self.ensure_records().await?;
-        if pin && self.records().await?.iter().filter(|r| r.pinned).count() >= MAX_PINNED {
+        let _one_at_a_time = self.snapshots.lock().await;
+        self.ensure_meta().await?;
+        let records = self.records().await?;
+        if pin && records.iter().filter(|r| r.pinned).count() >= MAX_PINNED {
             return Err(StoreError::Exhausted(format!(
                 "{MAX_PINNED} snapshots are pinned already; release one first"
             )));
         }
         // Qdrant names a snapshot by the second it was taken in, so a second snapshot within
         // the same second would replace the first (pinned or not): wait for the next second.
-        let newest = self.records().await?.iter().map(|r| r.taken_ns).max();
+        let newest = records.iter().map(|r| r.taken_ns).max();
         let now = unix_ns();
         if let Some(newest) = newest
             && newest.div_euclid(1_000_000_000) >= now.div_euclid(1_000_000_000)
@@ -126,10 +141,14 @@ impl QdrantStore {
             .map_err(qdrant_err)?
             .snapshot_description
             .ok_or_else(|| StoreError::Qdrant("create_snapshot returned no description".into()))?;
+        // Another replica may have taken one in the same second (the same name): keep its pin.
+        let pinned_before = records
+            .iter()
+            .any(|r| r.name == description.name && r.pinned);
         self.write_record(&Record {
             name: description.name.clone(),
             taken_ns: unix_ns(),
-            pinned: pin,
+            pinned: pin || pinned_before,
         })
         .await?;
         self.prune_snapshots().await;
@@ -137,39 +156,6 @@ impl QdrantStore {
             id: description.name,
             entries,
         })
-    }
-
-    /// The side collection of snapshot records.
-    fn records_collection(&self) -> String {
-        format!("{}-snapshots", self.collection)
-    }
-
-    /// Creates the records collection if missing.
-    async fn ensure_records(&self) -> Result<(), StoreError> {
-        let name = self.records_collection();
-        if self
-            .client
-            .collection_exists(&name)
-            .await
-            .map_err(qdrant_err)?
-        {
-            return Ok(());
-        }
-        let created = self
-            .client
-            .create_collection(
-                CreateCollectionBuilder::new(&name)
-                    .vectors_config(VectorParamsBuilder::new(1, Distance::Dot)),
-            )
-            .await;
-        match created {
-            Err(qdrant_client::QdrantError::ResponseError { status })
-                if status.code() == tonic::Code::AlreadyExists =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()).map_err(qdrant_err),
-        }
     }
 
     async fn write_record(&self, record: &Record) -> Result<(), StoreError> {
@@ -181,9 +167,7 @@ impl QdrantStore {
         .map_err(|e| StoreError::Backend(e.to_string()))?;
         let point = PointStruct::new(record_id(&record.name), vec![0.0f32], payload);
         self.client
-            .upsert_points(
-                UpsertPointsBuilder::new(self.records_collection(), vec![point]).wait(true),
-            )
+            .upsert_points(UpsertPointsBuilder::new(self.meta_collection(), vec![point]).wait(true))
             .await
             .map_err(qdrant_err)?;
         Ok(())
@@ -191,7 +175,7 @@ impl QdrantStore {
 
     /// Every snapshot record (none before the first snapshot).
     async fn records(&self) -> Result<Vec<Record>, StoreError> {
-        let name = self.records_collection();
+        let name = self.meta_collection();
         if !self
             .client
             .collection_exists(&name)
@@ -225,6 +209,7 @@ impl QdrantStore {
     /// [`TipStore::release`](crate::store::TipStore::release): unpins a known snapshot, then
     /// prunes.
     pub(super) async fn release_snapshot(&self, id: String) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.snapshots.lock().await;
         self.known_snapshot(&id).await?;
         let records = self.records().await?;
         let pinned = records.into_iter().find(|r| r.name == id && r.pinned);

@@ -11,9 +11,7 @@ use policy::Policy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
-use crate::config::TrainConfig;
-use crate::error::LearnerError;
-use crate::start::{Learner, LearnerOptions};
+use learner::{Learner, LearnerError, LearnerOptions, TrainConfig};
 use trajectory::Assembler;
 
 /// One measured row.
@@ -70,7 +68,7 @@ pub async fn run(
         .await
         .map_err(unavailable)?;
     let addr = listener.local_addr().map_err(unavailable)?;
-    tokio::spawn(crate::service::serve(
+    tokio::spawn(learner::service::serve(
         listener,
         &learner,
         std::future::pending(),

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 
-use crate::Policy;
-use crate::error::Result;
-use crate::optim::AdamW;
-use crate::sample::{SamplingParams, Session};
-use crate::score::token_logprobs;
+use policy::Policy;
+use policy::Result;
+use policy::optim::AdamW;
+use policy::sample::{SamplingParams, Session};
+use policy::score::token_logprobs;
 
 /// One measured figure.
 #[derive(Debug, Clone)]

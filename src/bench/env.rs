@@ -10,11 +10,9 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::Builtin;
-use crate::client::EnvClient;
-use crate::environment::{EnvError, Environment, ResetSpec};
-use crate::server::{ServerConfig, serve};
-use crate::session::Session;
+use envs::{Builtin, EnvClient, EnvError, Environment, ResetSpec, ServerConfig, Session, serve};
+
+use super::Row;
 
 /// A remote environment to time beside the built-in one.
 #[derive(Debug, Clone)]
@@ -38,19 +36,6 @@ pub struct Options {
     pub remote_steps: usize,
     /// Remote environments to compare.
     pub remotes: Vec<Remote>,
-}
-
-/// One measured row.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// What was measured.
-    pub name: String,
-    /// Median step time.
-    pub p50: Duration,
-    /// 99th percentile step time.
-    pub p99: Duration,
-    /// Steps per second.
-    pub per_second: f64,
 }
 
 /// Runs every row.
@@ -112,7 +97,7 @@ fn in_process(env: &Builtin, task: &str, seconds: f64) -> Result<Row, EnvError> 
     while start.elapsed() < budget {
         for _ in 0..1000 {
             if session.is_done() {
-                spec.variation = rng.random_range(0..super::builtin::TRAIN_VARIATIONS);
+                spec.variation = rng.random_range(0..envs::builtin::TRAIN_VARIATIONS);
                 spec.seed = rng.random();
                 session = Session::start(env, &spec)?;
             }
