@@ -46,18 +46,7 @@ async fn connect(addr: std::net::SocketAddr) -> TipMemoryClient<Channel> {
 /// `empo2 memory` on a free port over `dir`, with the extra variables `backend`.
 fn start_memory(dir: &std::path::Path, backend: &[(&str, String)]) -> support::Service {
     let envs: Vec<(&str, &str)> = backend.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    support::spawn(
-        &[
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--embedder",
-            "hash",
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ],
-        &envs,
-    )
+    support::spawn_memory_with(dir, &envs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,17 +227,7 @@ async fn finding_2_a_registration_that_would_poison_the_pool_is_refused_before_d
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    let listed = client
-        .list_environments(pb::ListEnvironmentsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let names: Vec<&str> = listed
-        .environments
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
-    assert_eq!(names, ["house", "heavy-2"]);
+    assert_eq!(environment_names(&mut client).await, ["house", "heavy-2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

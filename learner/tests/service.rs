@@ -234,17 +234,10 @@ async fn environments_join_a_running_job() {
         .unwrap()
         .into_inner();
     assert_eq!(remote.tasks.len(), 5);
-    let listed = client
-        .list_environments(pb::ListEnvironmentsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let names: Vec<&str> = listed
-        .environments
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
-    assert_eq!(names, ["house", "plants", "remote"]);
+    assert_eq!(
+        environment_names(&mut client).await,
+        ["house", "plants", "remote"]
+    );
     let leases: Vec<pb::LeaseResponse> = {
         let mut out = Vec::new();
         for _ in 0..10 {

@@ -179,9 +179,17 @@ fn memory_targets(server: usize) -> Vec<Target> {
         Bytes::new(),
     ];
     // Snapshot is left out: each one copies the whole store, which a soak would measure.
-    paths
+    unary_targets(server, prefix, paths.into_iter().zip(valid))
+}
+
+/// Unary targets of one service: each method (after `prefix`) with its valid request.
+fn unary_targets<'a>(
+    server: usize,
+    prefix: &str,
+    methods: impl IntoIterator<Item = (&'a str, Bytes)>,
+) -> Vec<Target> {
+    methods
         .into_iter()
-        .zip(valid)
         .map(|(method, valid)| Target {
             server,
             path: leak(format!("{prefix}{method}")),
@@ -223,15 +231,7 @@ fn env_targets(server: usize) -> Vec<Target> {
             }),
         ),
     ];
-    valid
-        .into_iter()
-        .map(|(method, valid)| Target {
-            server,
-            path: leak(format!("{prefix}{method}")),
-            shape: Shape::Unary,
-            valid,
-        })
-        .collect()
+    unary_targets(server, prefix, valid)
 }
 
 /// A method path that lives as long as the process (a handful, made once).

@@ -49,6 +49,11 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Service {
 
 /// `empo2 memory` on a free loopback port with the model-free embedder, storing in `dir`.
 pub fn spawn_memory(dir: &Path) -> Service {
+    spawn_memory_with(dir, &[])
+}
+
+/// [`spawn_memory`] with the variables `envs` set (e.g. another backend).
+pub fn spawn_memory_with(dir: &Path, envs: &[(&str, &str)]) -> Service {
     spawn(
         &[
             "memory",
@@ -59,7 +64,7 @@ pub fn spawn_memory(dir: &Path) -> Service {
             "--data-dir",
             dir.to_str().expect("utf-8 path"),
         ],
-        &[],
+        envs,
     )
 }
 

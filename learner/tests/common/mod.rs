@@ -126,3 +126,13 @@ pub async fn wait_for_updates(client: &mut Client, updates: u64) -> pb::StatusRe
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The names of the environments in the learner's pool, in order.
+pub async fn environment_names(client: &mut Client) -> Vec<String> {
+    let listed = client
+        .list_environments(pb::ListEnvironmentsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    listed.environments.into_iter().map(|e| e.name).collect()
+}

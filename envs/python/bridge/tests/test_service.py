@@ -72,20 +72,25 @@ class FakeAdapter(Adapter):
         return episode, episode.frame(0.0)
 
 
+def serve(test: unittest.TestCase, service: EnvironmentService, interceptors=()) -> None:
+    """Serves `service` on a free loopback port for `test` (stopped in its cleanup); sets
+    `test.address` and `test.env`, a stub on a channel to it."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), interceptors=interceptors)
+    pb_grpc.add_EnvironmentServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    test.addCleanup(server.stop, None)
+    test.addCleanup(channel.close)
+    test.address = f"127.0.0.1:{port}"
+    test.env = pb_grpc.EnvironmentStub(channel)
+
+
 class ServiceTest(unittest.TestCase):
     def setUp(self) -> None:
         self.adapter = FakeAdapter()
         self.service = EnvironmentService(self.adapter, Limits(max_sessions=2))
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_EnvironmentServicer_to_server(self.service, self.server)
-        port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.env = pb_grpc.EnvironmentStub(self.channel)
-
-    def tearDown(self) -> None:
-        self.channel.close()
-        self.server.stop(None)
+        serve(self, self.service)
 
     def reset(self, **kw) -> pb.ResetResponse:
         kw.setdefault("task", "count")
@@ -201,7 +206,7 @@ class ServiceTest(unittest.TestCase):
 
         def play(session: str) -> None:
             try:
-                with grpc.insecure_channel(self.channel._channel.target().decode()) as channel:
+                with grpc.insecure_channel(self.address) as channel:
                     env = pb_grpc.EnvironmentStub(channel)
                     for i in range(3):
                         out = env.Step(pb.StepRequest(session=session, action="a"))
@@ -227,20 +232,8 @@ class AuthTest(unittest.TestCase):
     """The bridge with a token: calls without it are UNAUTHENTICATED, with it they work."""
 
     def setUp(self) -> None:
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=4),
-            interceptors=[BearerAuthInterceptor("s3cret")],
-        )
         service = EnvironmentService(FakeAdapter(), Limits(max_sessions=2))
-        pb_grpc.add_EnvironmentServicer_to_server(service, self.server)
-        port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.env = pb_grpc.EnvironmentStub(self.channel)
-
-    def tearDown(self) -> None:
-        self.channel.close()
-        self.server.stop(None)
+        serve(self, service, [BearerAuthInterceptor("s3cret")])
 
     def test_a_call_needs_the_token(self) -> None:
         for metadata in [(), (("authorization", "Bearer wrong"),), (("authorization", "s3cret"),)]:
