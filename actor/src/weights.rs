@@ -35,6 +35,7 @@ async fn run(mut client: LearnerClient<AuthChannel>, tx: watch::Sender<Option<Ar
             Some(p) => pb::WeightsRequest {
                 have_version: p.version,
                 have_sha256: p.sha256.to_vec(),
+                have_learner_instance: p.learner_instance.clone(),
             },
             None => pb::WeightsRequest::default(),
         };

@@ -108,7 +108,7 @@ async fn work(options: &ActorOptions) {
             .await;
             continue;
         }
-        let loaded = load_weights(&mut learner, &mut newest, &mut held, lease.policy_version);
+        let loaded = load_weights(&mut learner, &mut newest, &mut held, &lease);
         let (policy, version) = match loaded.await {
             Ok(held) => (&held.policy, held.version.unwrap_or(0)),
             Err(err) => {
@@ -149,13 +149,19 @@ async fn work(options: &ActorOptions) {
 
 /// Loads the newest received weights if they are newer than what the actor holds — into a
 /// model built from the learner's `Model` answer when the weights are of another model than
-/// the one held — first waiting (up to a minute) for the version the lease asks for.
+/// the one held — first waiting (up to a minute) for weights the leasing learner process
+/// published, at the version the lease asks for or later (never those a learner before a
+/// restart left the actor holding).
 async fn load_weights<'h>(
     learner: &mut LearnerClient<AuthChannel>,
     newest: &mut weights::Newest,
     held: &'h mut Option<Held>,
-    wanted: u64,
+    lease: &pb::LeaseResponse,
 ) -> Result<&'h Held, ActorError> {
+    let wanted = lease.policy_version;
+    let from_leaser = |p: &trajectory::Published| {
+        lease.learner_instance.is_empty() || p.learner_instance == lease.learner_instance
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let published = newest.borrow_and_update().clone();
@@ -174,7 +180,7 @@ async fn load_weights<'h>(
                 tracing::info!(version = p.version, "weights loaded");
                 metrics::gauge!("empo2_actor_policy_version").set(p.version as f64);
             }
-            if p.version >= wanted {
+            if p.version >= wanted && from_leaser(&p) {
                 return Ok(held.as_ref().expect("built above"));
             }
         }

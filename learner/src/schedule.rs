@@ -243,6 +243,7 @@ impl Scheduler {
             idle: false,
             retry_after_ms: 0,
             run_id: String::new(),
+            learner_instance: String::new(),
         })
     }
 }

@@ -133,7 +133,8 @@ impl learner_server::Learner for LearnerService {
             .scheduler
             .next(&request.actor_id, version, now)
             .map(|g| pb::LeaseResponse {
-                run_id: shared.run_id.clone(),
+                run_id: shared.publisher.run_id.clone(),
+                learner_instance: shared.publisher.instance.clone(),
                 ..g
             });
         let Some(group) = group else {
@@ -226,6 +227,7 @@ impl learner_server::Learner for LearnerService {
         let pb::WeightsRequest {
             have_version,
             have_sha256,
+            have_learner_instance,
         } = request.into_inner();
         if !matches!(have_sha256.len(), 0 | 32) {
             return Err(Status::invalid_argument(format!(
@@ -234,7 +236,7 @@ impl learner_server::Learner for LearnerService {
             )));
         }
         let permit = LearnerService::stream_permit(&self.subscriptions, "Weights")?;
-        let mut have = Held::from_request(have_version, have_sha256);
+        let mut have = Held::from_request(have_version, have_sha256, have_learner_instance);
         let mut versions = self.shared.weights.subscribe();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -257,7 +259,10 @@ impl learner_server::Learner for LearnerService {
                     }
                     metrics::histogram!("empo2_learner_broadcast_seconds")
                         .record(started.elapsed().as_secs_f64());
-                    have = Held::Sha256(published.sha256.to_vec());
+                    have = Held::Sha256(
+                        published.sha256.to_vec(),
+                        published.learner_instance.clone(),
+                    );
                 }
                 if versions.changed().await.is_err() {
                     return;
@@ -338,16 +343,17 @@ enum Held {
     Nothing,
     /// A version number (an older client): newer versions are sent.
     Version(u64),
-    /// Weights by their SHA-256: the newest version is sent whenever its bytes differ, so a
-    /// subscriber holding weights the learner no longer has (a resume from an older
-    /// checkpoint, another run) takes the learner's.
-    Sha256(Vec<u8>),
+    /// Weights by their SHA-256 and the learner process that published them: the newest
+    /// version is sent whenever its bytes or its publisher differ, so a subscriber holding
+    /// weights the learner no longer has (a resume from an older checkpoint, another run), or
+    /// has but did not publish (a restart at that checkpoint), takes this learner's.
+    Sha256(Vec<u8>, String),
 }
 
 impl Held {
-    fn from_request(version: u64, sha256: Vec<u8>) -> Self {
+    fn from_request(version: u64, sha256: Vec<u8>, instance: String) -> Self {
         match (version, sha256.is_empty()) {
-            (_, false) => Self::Sha256(sha256),
+            (_, false) => Self::Sha256(sha256, instance),
             (0, true) => Self::Nothing,
             (v, true) => Self::Version(v),
         }
@@ -357,7 +363,10 @@ impl Held {
         match self {
             Self::Nothing => true,
             Self::Version(v) => newest.version > *v,
-            Self::Sha256(sha) => sha[..] != newest.sha256[..],
+            Self::Sha256(sha, instance) => {
+                sha[..] != newest.sha256[..]
+                    || (!instance.is_empty() && *instance != newest.learner_instance)
+            }
         }
     }
 }

@@ -108,7 +108,11 @@ impl Learner {
             policy::weights::to_safetensors(&policy.vars, DType::F32, saved.policy_version)?;
         let architecture = policy.architecture()?;
         let model = ModelSpec::new(architecture.config_json, architecture.tokenizer_json);
-        let first = Published::new(saved.policy_version, bytes, &model.id, &saved.run_id);
+        let publisher = trajectory::Publisher {
+            run_id: saved.run_id.clone(),
+            instance: new_run_id(),
+        };
+        let first = Published::new(saved.policy_version, bytes, &model.id, &publisher);
         let config = policy.model.config();
         let shared = Arc::new(Shared {
             limits: Limits {
@@ -126,7 +130,7 @@ impl Learner {
                 skipped_steps: 0,
             }),
             cfg,
-            run_id: saved.run_id.clone(),
+            publisher,
             env_token: options.env_token.clone(),
             model: trajectory::wire::model_to_pb(model),
             groups_ready: Notify::new(),
@@ -202,7 +206,7 @@ async fn restore_memory(
     }
 }
 
-/// A new run's id: a UUIDv7 (time-ordered) in 32 hex digits.
+/// A new run's (or learner process's) id: a UUIDv7 (time-ordered) in 32 hex digits.
 fn new_run_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

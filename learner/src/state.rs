@@ -29,8 +29,8 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) cfg: TrainConfig,
     pub(crate) limits: Limits,
-    /// The run's id, kept across `--resume`.
-    pub(crate) run_id: String,
+    /// The run (kept across `--resume`) and this process, stamped on leases and weights.
+    pub(crate) publisher: trajectory::Publisher,
     /// Bearer token sent to registered environment servers.
     pub(crate) env_token: Option<String>,
     pub(crate) state: Mutex<State>,
@@ -62,7 +62,7 @@ impl Shared {
             groups_trained: state.groups_trained,
             finished: *self.finished.borrow(),
             skipped_steps: state.skipped_steps,
-            run_id: self.run_id.clone(),
+            run_id: self.publisher.run_id.clone(),
         }
     }
 }

@@ -91,7 +91,7 @@ pub(crate) async fn train(
             next_version,
             bytes,
             &shared.model.model_id,
-            &shared.run_id,
+            &shared.publisher,
         ));
         let state_now = {
             let mut state = shared.state();
@@ -105,7 +105,7 @@ pub(crate) async fn train(
                 schedule: state.scheduler.state().clone(),
                 groups_trained: state.groups_trained,
                 memory_snapshot: String::new(),
-                run_id: shared.run_id.clone(),
+                run_id: shared.publisher.run_id.clone(),
             }
         };
         shared.weights.send_replace(published.clone());

@@ -264,6 +264,7 @@ async fn finding_3_a_subscriber_ahead_of_a_resumed_learner_gets_the_learners_wei
     let request = pb::WeightsRequest {
         have_version: 3,
         have_sha256: vec![7; 32],
+        have_learner_instance: String::new(),
     };
     let mut stream = client.weights(request).await.unwrap().into_inner();
     let mut assembler = Assembler::default();
@@ -277,11 +278,22 @@ async fn finding_3_a_subscriber_ahead_of_a_resumed_learner_gets_the_learners_wei
     })
     .await
     .expect("the learner's newest weights, though their version is lower");
-    assert_eq!((published.version, published.run_id), (0, run));
+    assert_eq!(
+        (published.version, published.run_id.as_str()),
+        (0, run.as_str())
+    );
+    // Leases name the learner process whose weights to play them with.
+    let l = lease(&mut client).await;
+    assert_eq!(
+        (l.run_id.as_str(), l.learner_instance.len()),
+        (run.as_str(), 32)
+    );
+    assert_eq!(l.learner_instance, published.learner_instance);
     // Holding exactly those weights, nothing is sent until a new version exists.
     let request = pb::WeightsRequest {
         have_version: 0,
         have_sha256: published.sha256.to_vec(),
+        have_learner_instance: published.learner_instance.clone(),
     };
     let mut stream = client.weights(request).await.unwrap().into_inner();
     let quiet = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;

@@ -117,6 +117,7 @@ fn learner_targets(server: usize) -> Vec<Target> {
             encode(WeightsRequest {
                 have_version: u64::MAX,
                 have_sha256: vec![0; 32],
+                have_learner_instance: String::new(),
             }),
         ),
         target("RegisterEnvironment", Shape::Unary, encode(register)),

@@ -17,7 +17,7 @@ pub mod wire;
 pub use episode::{Episode, Mode, Segment, SegmentKind};
 pub use error::TrajectoryError;
 pub use trajectory::{LeaseRef, RolloutStats, Trajectory};
-pub use weights::{Assembler, ChunkError, ModelSpec, Published};
+pub use weights::{Assembler, ChunkError, ModelSpec, Published, Publisher};
 
 /// Largest gRPC message between an actor and the learner (a trajectory of a long episode is
 /// well under 1 MiB; a weights chunk is 1 MiB).

@@ -43,6 +43,16 @@ impl ModelSpec {
     }
 }
 
+/// Who publishes weights: the run (kept across resumes) and the learner process (new at
+/// every start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The run's id.
+    pub run_id: String,
+    /// This learner process's id.
+    pub instance: String,
+}
+
 /// One published policy version.
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -56,18 +66,21 @@ pub struct Published {
     pub model_id: String,
     /// The run the weights belong to.
     pub run_id: String,
+    /// The learner process that published them.
+    pub learner_instance: String,
 }
 
 impl Published {
-    /// Stamps `bytes` as `version` of model `model_id` in run `run_id`.
-    pub fn new(version: u64, bytes: Vec<u8>, model_id: &str, run_id: &str) -> Self {
+    /// Stamps `bytes` as `version` of model `model_id`, published by `publisher`.
+    pub fn new(version: u64, bytes: Vec<u8>, model_id: &str, publisher: &Publisher) -> Self {
         let sha256 = Sha256::digest(&bytes).into();
         Self {
             version,
             bytes: Bytes::from(bytes),
             sha256,
             model_id: model_id.to_string(),
-            run_id: run_id.to_string(),
+            run_id: publisher.run_id.clone(),
+            learner_instance: publisher.instance.clone(),
         }
     }
 
@@ -88,6 +101,7 @@ impl Published {
                 sha256: self.sha256.to_vec(),
                 model_id: self.model_id.clone(),
                 run_id: self.run_id.clone(),
+                learner_instance: self.learner_instance.clone(),
             }
         })
     }
@@ -163,6 +177,7 @@ impl Assembler {
             sha256,
             model_id: chunk.model_id,
             run_id: chunk.run_id,
+            learner_instance: chunk.learner_instance,
         }))
     }
 }
