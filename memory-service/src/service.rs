@@ -47,8 +47,12 @@ impl<S: TipStore> TipMemoryService<S> {
     }
 
     /// Admits writes to `slots`: RESOURCE_EXHAUSTED when the new ones among them would take
-    /// the service past `limits.max_slots`.
-    async fn admit<'a>(&self, slots: impl Iterator<Item = &'a str>) -> Result<(), MemoryError> {
+    /// the service past `limits.max_slots`. Returns the new ones, to [`Self::unadmit`] when
+    /// the write then fails.
+    async fn admit<'a>(
+        &self,
+        slots: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<String>, MemoryError> {
         let loaded = self.slots.lock().expect("slots lock").is_some();
         if !loaded {
             let stored = self.store.slot_counts().await?;
@@ -68,8 +72,39 @@ impl<S: TipStore> TipMemoryService<S> {
                 ),
             )));
         }
-        known.extend(new.into_iter().map(str::to_string));
-        Ok(())
+        let new: Vec<String> = new.into_iter().map(str::to_string).collect();
+        known.extend(new.iter().cloned());
+        Ok(new)
+    }
+
+    /// Forgets slots admitted for a write that failed (it stored nothing).
+    fn unadmit(&self, slots: &[String]) {
+        if let Some(known) = self.slots.lock().expect("slots lock").as_mut() {
+            for slot in slots {
+                known.remove(slot);
+            }
+        }
+    }
+
+    /// Embeds what needs embedding and stores the entries.
+    async fn store_entries(
+        &self,
+        pending: Vec<wire::PendingEntry>,
+    ) -> Result<crate::store::InsertOutcome, MemoryError> {
+        let keys = pending.iter().map(|p| p.key.clone()).collect();
+        let vectors = self.vectors(keys).await?;
+        let entries = pending
+            .into_iter()
+            .zip(vectors)
+            .map(|(p, vector)| NewEntry {
+                slot: p.slot,
+                text: p.text,
+                vector,
+                score: p.score,
+                policy_version: p.policy_version,
+            })
+            .collect();
+        Ok(self.store.insert(entries).await?)
     }
 
     fn validator(&self) -> Validator<'_> {
@@ -130,25 +165,14 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
     ) -> Result<Response<pb::InsertResponse>, Status> {
         let _timer = self.latency.start("Insert");
         let pending = self.validator().insert(request.into_inner())?;
-        self.admit(pending.iter().map(|p| p.slot.as_str())).await?;
-        let keys = pending.iter().map(|p| p.key.clone()).collect();
-        let vectors = self.vectors(keys).await?;
-        let entries = pending
-            .into_iter()
-            .zip(vectors)
-            .map(|(p, vector)| NewEntry {
-                slot: p.slot,
-                text: p.text,
-                vector,
-                score: p.score,
-                policy_version: p.policy_version,
-            })
-            .collect();
-        let outcome = self
-            .store
-            .insert(entries)
-            .await
-            .map_err(MemoryError::from)?;
+        let admitted = self.admit(pending.iter().map(|p| p.slot.as_str())).await?;
+        let outcome = match self.store_entries(pending).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                self.unadmit(&admitted);
+                return Err(err.into());
+            }
+        };
         metrics::counter!("empo2_memory_inserted_total")
             .increment(outcome.results.iter().filter(|r| !r.duplicate).count() as u64);
         metrics::counter!("empo2_memory_evicted_total").increment(outcome.evicted);
@@ -197,15 +221,22 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
     ) -> Result<Response<pb::NoveltyResponse>, Status> {
         let _timer = self.latency.start("Novelty");
         let n = self.validator().novelty(request.into_inner())?;
-        if n.record {
-            self.admit(std::iter::once(n.slot.as_str())).await?;
-        }
-        let vector = self.vector(n.key).await?;
-        let similar = self
-            .store
-            .novelty(n.slot, vector, n.threshold, n.record)
-            .await
-            .map_err(MemoryError::from)?;
+        let admitted = match n.record {
+            true => self.admit(std::iter::once(n.slot.as_str())).await?,
+            false => Vec::new(),
+        };
+        let counted = async {
+            let vector = self.vector(n.key).await?;
+            let store = &self.store;
+            Ok::<_, MemoryError>(store.novelty(n.slot, vector, n.threshold, n.record).await?)
+        };
+        let similar = match counted.await {
+            Ok(similar) => similar,
+            Err(err) => {
+                self.unadmit(&admitted);
+                return Err(err.into());
+            }
+        };
         Ok(Response::new(pb::NoveltyResponse {
             similar: u32::try_from(similar).unwrap_or(u32::MAX),
             reward: 1.0 / (similar as f32 + 1.0),
