@@ -40,6 +40,8 @@ pub struct ActorOptions {
     pub env_token: Option<String>,
     /// Who writes the tips at the end of each episode.
     pub tip_writer: TipWriter,
+    /// Where the model is built and sampled from (`[actor] device`).
+    pub device: candle_core::Device,
 }
 
 /// Runs the actor until `shutdown` resolves. Errors are logged and retried, so this returns
@@ -108,7 +110,13 @@ async fn work(options: &ActorOptions) {
             .await;
             continue;
         }
-        let loaded = load_weights(&mut learner, &mut newest, &mut held, &lease);
+        let loaded = load_weights(
+            &mut learner,
+            &mut newest,
+            &mut held,
+            &lease,
+            &options.device,
+        );
         let (policy, version) = match loaded.await {
             Ok(held) => (&held.policy, held.version.unwrap_or(0)),
             Err(err) => {
@@ -157,6 +165,7 @@ async fn load_weights<'h>(
     newest: &mut weights::Newest,
     held: &'h mut Option<Held>,
     lease: &pb::LeaseResponse,
+    device: &candle_core::Device,
 ) -> Result<&'h Held, ActorError> {
     let wanted = lease.policy_version;
     let from_leaser = |p: &trajectory::Published| {
@@ -167,7 +176,7 @@ async fn load_weights<'h>(
         let published = newest.borrow_and_update().clone();
         if let Some(p) = published {
             if held.as_ref().is_none_or(|h| h.model_id != p.model_id) {
-                *held = Some(build(learner, &p.model_id).await?);
+                *held = Some(build(learner, &p.model_id, device).await?);
             }
             let current = held.as_mut().expect("built above");
             if current.sha256 != Some(p.sha256) {
@@ -199,6 +208,7 @@ async fn load_weights<'h>(
 async fn build(
     learner: &mut LearnerClient<AuthChannel>,
     model_id: &str,
+    device: &candle_core::Device,
 ) -> Result<Held, ActorError> {
     let answer = learner
         .model(pb::ModelRequest {})
@@ -216,8 +226,7 @@ async fn build(
         config_json: spec.config_json,
         tokenizer_json: spec.tokenizer_json,
     };
-    let policy =
-        tokio::task::block_in_place(|| Policy::build(&architecture, &candle_core::Device::Cpu))?;
+    let policy = tokio::task::block_in_place(|| Policy::build(&architecture, device))?;
     tracing::info!(model = %spec.id, parameters = policy.parameter_count(), "model built");
     Ok(Held {
         policy,

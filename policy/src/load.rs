@@ -69,23 +69,25 @@ impl PolicyConfig {
 
     /// `cpu`, `cuda` or `cuda:N`.
     pub fn device(&self) -> Result<Device> {
-        let name = self.device.as_str();
-        let ordinal = match name {
-            "cpu" => return Ok(Device::Cpu),
-            "cuda" => 0,
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    PolicyError::Config(format!(
-                        "policy.device `{other}` is not cpu, cuda or cuda:N"
-                    ))
-                })?,
-        };
-        Device::new_cuda(ordinal).map_err(|e| {
-            PolicyError::Config(format!(
-                "cannot use {name} (is this a build with `--features cuda` on a GPU machine?): {e}"
-            ))
-        })
+        device("policy.device", &self.device)
     }
+}
+
+/// The device `name` (the value of setting `field`) names: `cpu`, `cuda` or `cuda:N`.
+pub fn device(field: &str, name: &str) -> Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                PolicyError::Config(format!("{field} `{other}` is not cpu, cuda or cuda:N"))
+            })?,
+    };
+    Device::new_cuda(ordinal).map_err(|e| {
+        PolicyError::Config(format!(
+            "cannot use {name} (is this a build with `--features cuda` on a GPU machine?): {e}"
+        ))
+    })
 }

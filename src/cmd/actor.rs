@@ -40,6 +40,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         memory_token,
         env_token,
         tip_writer: cfg.actor.tip_writer,
+        device: cfg.actor.device().map_err(anyhow::Error::msg)?,
     };
     actor::run(options, crate::shutdown::signal()).await;
     Ok(())

@@ -153,6 +153,7 @@ pub(crate) async fn train_and_evaluate(
             memory_token: memory_token.clone(),
             env_token: full.env.auth_token.clone(),
             tip_writer: full.actor.tip_writer,
+            device: full.actor.device()?,
         };
         let mut stopped = stopped.clone();
         actors.push(tokio::spawn(actor::run(options, async move {
