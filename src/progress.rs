@@ -14,12 +14,3 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     );
     bar
 }
-
-/// At most the first 64 characters of user input, for an error message.
-pub(crate) fn prefix(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
-}

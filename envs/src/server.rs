@@ -148,7 +148,7 @@ impl EnvService {
             .unwrap_or_else(PoisonError::into_inner)
             .get(session)
             .cloned()
-            .ok_or_else(|| EnvError::UnknownSession(short(session)))
+            .ok_or_else(|| EnvError::UnknownSession(empo2_proto::prefix(session, 64)))
     }
 
     /// Drops sessions idle past the limit; returns how many remain.
@@ -267,7 +267,7 @@ impl environment_server::Environment for EnvService {
             .remove(&session);
         match removed {
             Some(_) => Ok(Response::new(pb::CloseResponse {})),
-            None => Err(EnvError::UnknownSession(short(&session)).into()),
+            None => Err(EnvError::UnknownSession(empo2_proto::prefix(&session, 64)).into()),
         }
     }
 
@@ -280,9 +280,4 @@ impl environment_server::Environment for EnvService {
         let actions = entry.session.gold_path()?;
         Ok(Response::new(pb::GoldPathResponse { actions }))
     }
-}
-
-/// A session id as echoed in errors: at most 64 bytes of whatever the caller sent.
-fn short(session: &str) -> String {
-    empo2_proto::prefix(session, 64)
 }

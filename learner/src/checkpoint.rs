@@ -122,14 +122,22 @@ fn sync(path: &Path) -> Result<(), LearnerError> {
 }
 
 /// Checks the files of the checkpoint in `dir` against its manifest.
-fn verify(dir: &Path) -> Result<(), LearnerError> {
+fn verify(dir: &Path, check: Check) -> Result<(), LearnerError> {
     let path = dir.join(MANIFEST);
     let json = std::fs::read(&path).map_err(|e| io(&path, e))?;
     let manifest: Manifest = serde_json::from_slice(&json).map_err(|e| io(&path, e))?;
     for entry in &manifest.files {
         let file = dir.join(&entry.name);
-        let bytes = std::fs::read(&file).map_err(|e| io(&file, e))?;
-        if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {
+        let matches = match check {
+            Check::Sizes => {
+                std::fs::metadata(&file).map_err(|e| io(&file, e))?.len() == entry.bytes
+            }
+            Check::Contents => {
+                let bytes = std::fs::read(&file).map_err(|e| io(&file, e))?;
+                bytes.len() as u64 == entry.bytes && sha256_hex(&bytes) == entry.sha256
+            }
+        };
+        if !matches {
             return Err(io(
                 &file,
                 "does not match manifest.json (truncated or corrupt)",
@@ -175,7 +183,7 @@ pub fn prune(
     let mut kept = 0;
     for (_, dir) in steps(out_dir)? {
         let protected = protect.is_some_and(|p| p == dir);
-        if protected || (kept < keep && intact(&dir).is_ok()) {
+        if protected || (kept < keep && intact(&dir, Check::Sizes).is_ok()) {
             kept += 1;
             continue;
         }
@@ -217,7 +225,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LearnerError> {
 /// newer one is skipped with a warning.
 pub fn latest(out_dir: &Path) -> Result<Option<PathBuf>, LearnerError> {
     for (_, dir) in steps(out_dir)? {
-        match intact(&dir) {
+        match intact(&dir, Check::Contents) {
             Ok(()) => return Ok(Some(dir)),
             Err(err) => {
                 tracing::warn!(checkpoint = %dir.display(), %err, "damaged checkpoint skipped")
@@ -227,11 +235,20 @@ pub fn latest(out_dir: &Path) -> Result<Option<PathBuf>, LearnerError> {
     Ok(None)
 }
 
+/// How closely a checkpoint is compared with its manifest.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// File sizes only (cheap: pruning looks at every kept checkpoint at every save).
+    Sizes,
+    /// Sizes and SHA-256 (resume, once).
+    Contents,
+}
+
 /// Whether the checkpoint in `dir` is whole: its files match its manifest (one written
 /// before manifests existed counts if its state reads).
-fn intact(dir: &Path) -> Result<(), LearnerError> {
+fn intact(dir: &Path, check: Check) -> Result<(), LearnerError> {
     match dir.join(MANIFEST).exists() {
-        true => verify(dir),
+        true => verify(dir, check),
         false => read_state(dir).map(drop),
     }
 }

@@ -166,11 +166,11 @@ pub fn check(env: &RegisteredEnv) -> Result<(), LearnerError> {
             )));
         }
     }
-    if listed_bytes(env) > MAX_TASK_LIST_BYTES {
+    let bytes = listed_bytes(env);
+    if bytes > MAX_TASK_LIST_BYTES {
         return Err(bad(format!(
-            "the task list of `{}` takes {} bytes, more than {MAX_TASK_LIST_BYTES}",
-            env.name,
-            listed_bytes(env)
+            "the task list of `{}` takes {bytes} bytes, more than {MAX_TASK_LIST_BYTES}",
+            env.name
         )));
     }
     if !env.tasks.iter().any(|t| !t.train_variations.is_empty()) {

@@ -264,7 +264,7 @@ async fn demonstrations(
                 let known: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
                 anyhow::anyhow!(
                     "unknown task `{}` in sft.tasks: the environment `{world}` serves {}",
-                    crate::progress::prefix(name),
+                    empo2_proto::prefix(name, 64),
                     known.join(", ")
                 )
             })?;

@@ -82,10 +82,9 @@ pub(crate) async fn train_and_evaluate(
     evaluate_before: bool,
 ) -> anyhow::Result<Outcome> {
     let cfg = &full.train;
+    // `run` checked a fresh run's directory before its warm start; `Learner::start` checks
+    // again (and deletes what `--overwrite` replaces).
     let Start { resume, overwrite } = start;
-    if !resume {
-        learner::checkpoint::prepare_fresh(&cfg.out_dir, overwrite)?;
-    }
     cfg.validate().map_err(anyhow::Error::msg)?;
     full.local.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&cfg.out_dir)
