@@ -5,7 +5,7 @@ use trajectory::LeaseRef;
 use trajectory::wire::mode_from_pb;
 
 use crate::rollout::{GroupSpec, Sampling};
-use crate::tip::TipWriter;
+use crate::tip::Tips;
 
 /// Most episodes in a group an actor plays.
 const MAX_GROUP_SIZE: u32 = 256;
@@ -14,7 +14,7 @@ const MAX_GROUP_SIZE: u32 = 256;
 pub fn group_spec(
     lease: &pb::LeaseResponse,
     version: u64,
-    tip_writer: TipWriter,
+    tips: Tips,
 ) -> Result<GroupSpec, String> {
     let mode = mode_from_pb(lease.mode).ok_or_else(|| format!("unknown mode {}", lease.mode))?;
     let sampling = lease.sampling.ok_or("the lease has no sampling settings")?;
@@ -45,6 +45,6 @@ pub fn group_spec(
         },
         policy_version: version,
         write_tips: true,
-        tip_writer,
+        tips,
     })
 }

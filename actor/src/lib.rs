@@ -35,5 +35,5 @@ pub use demonstration::{Demonstration, Turn};
 pub use error::ActorError;
 pub use memory::MemoryClient;
 pub use rollout::{GroupSpec, Sampling, play_group};
-pub use tip::TipWriter;
+pub use tip::{TipWriter, Tips};
 pub use worker::{ActorOptions, run};

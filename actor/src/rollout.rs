@@ -14,7 +14,7 @@ use trajectory::{LeaseRef, Mode, Trajectory};
 use crate::error::ActorError;
 use crate::memory::MemoryClient;
 use crate::timing::{Timing, timed, timed_blocking};
-use crate::tip::{self, TipWriter};
+use crate::tip::{self, Tips};
 use crate::transcript::Transcript;
 
 /// How to sample a group.
@@ -50,8 +50,8 @@ pub struct GroupSpec {
     pub policy_version: u64,
     /// Whether to write tips and store entries (training episodes do; evaluation does not).
     pub write_tips: bool,
-    /// Who writes the tips.
-    pub tip_writer: TipWriter,
+    /// Who writes the tips, and whether turns repeat them.
+    pub tips: Tips,
 }
 
 /// Plays the group and returns its episodes in index order (all of them, or an error: never
@@ -82,8 +82,13 @@ pub async fn play_group(
             ..ResetSpec::default()
         };
         let started = timed(&mut timing.environment, env.reset(&reset)).await?;
-        let mut transcript =
-            Transcript::start(tok, started.session, started.observation, started.score)?;
+        let mut transcript = Transcript::start(
+            tok,
+            started.session,
+            started.observation,
+            started.score,
+            spec.tips,
+        )?;
         let turn_memory = memory.as_deref_mut().filter(|_| memory_mode);
         let chunk = transcript
             .next_turn(tok, turn_memory, slot, true, &mut timing)
@@ -152,7 +157,7 @@ pub async fn play_group(
         false => vec![String::new(); n],
         true => timed_blocking(&mut timing.sampling, || {
             tokio::task::block_in_place(|| {
-                let writer = spec.tip_writer;
+                let writer = spec.tips.writer;
                 tip::write(
                     writer,
                     policy,

@@ -24,6 +24,29 @@ pub enum TipWriter {
     Policy,
 }
 
+/// How tips reach the prompt: who writes them, and whether every turn repeats the tips
+/// retrieved for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tips {
+    /// Who writes the tip at the end of a training episode.
+    pub writer: TipWriter,
+    /// Whether a turn shows its tips even when they are the ones the last tip block showed
+    /// (ALGORITHM.md §3 shows every retrieval). Off, a repeat is left out: the earlier block
+    /// stays in the prompt above, and a small context is not filled with copies.
+    pub repeat: bool,
+}
+
+impl Tips {
+    /// What a turn shows of the tips `retrieved` for it, given the last tip block shown.
+    pub fn shown(&self, retrieved: Vec<String>, last_shown: &mut Vec<String>) -> Vec<String> {
+        if retrieved.is_empty() || (!self.repeat && retrieved == *last_shown) {
+            return Vec::new();
+        }
+        last_shown.clone_from(&retrieved);
+        retrieved
+    }
+}
+
 /// Most tokens of a tip written by the policy.
 const TIP_TOKENS: usize = 96;
 
@@ -139,6 +162,29 @@ pub fn entry_text(tip: &str, action: &str, final_score: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeat_is_shown_only_when_tips_repeat() {
+        let tips = |list: &[&str]| list.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        for (repeat, shown) in [(true, [1, 1, 1, 0, 1]), (false, [1, 0, 1, 0, 1])] {
+            let options = Tips {
+                writer: TipWriter::Summary,
+                repeat,
+            };
+            let mut last = Vec::new();
+            let got: Vec<usize> = [
+                tips(&["a"]),
+                tips(&["a"]),
+                tips(&["b"]),
+                tips(&[]),
+                tips(&["a"]),
+            ]
+            .into_iter()
+            .map(|retrieved| options.shown(retrieved, &mut last).len())
+            .collect();
+            assert_eq!(got, shown, "repeat = {repeat}");
+        }
+    }
 
     #[test]
     fn summarises_rooms_scoring_actions_and_outcome() {

@@ -11,7 +11,7 @@ use crate::memory::{Entry, MemoryClient};
 use crate::prompt;
 use crate::rollout::GroupSpec;
 use crate::timing::{Timing, timed};
-use crate::tip::{self, StepRecord};
+use crate::tip::{self, StepRecord, Tips};
 
 /// Most bytes of episode text sent to be embedded. all-MiniLM-L6-v2 reads the first 256
 /// word pieces of a text (about 1 KB), so the query and the key are, as in the reference, the
@@ -38,6 +38,9 @@ pub(crate) struct Transcript {
     pub(crate) done: bool,
     tips_shown: usize,
     retrievals: usize,
+    tips: Tips,
+    /// The tips of the last tip block in the prompt.
+    last_tips: Vec<String>,
 }
 
 impl Transcript {
@@ -47,6 +50,7 @@ impl Transcript {
         env_session: String,
         observation: Observation,
         score: f32,
+        tips: Tips,
     ) -> Result<Self, ActorError> {
         let system = prompt::segment(
             tok,
@@ -69,6 +73,8 @@ impl Transcript {
             done: false,
             tips_shown: 0,
             retrievals: 0,
+            tips,
+            last_tips: Vec::new(),
         })
     }
 
@@ -90,9 +96,10 @@ impl Transcript {
         let mut tips = Vec::new();
         if let Some(memory) = memory {
             let query = head(&self.text, EMBED_TEXT_BYTES);
-            tips = timed(&mut timing.memory, memory.retrieve(slot, query)).await?;
+            let retrieved = timed(&mut timing.memory, memory.retrieve(slot, query)).await?;
             self.retrievals += 1;
-            self.tips_shown += tips.len();
+            self.tips_shown += retrieved.len();
+            tips = self.tips.shown(retrieved, &mut self.last_tips);
         }
         let turn = prompt::turn(tok, &self.observation.text, first, &tips)?;
         let tokens = turn.iter().flat_map(|s| s.tokens.iter().copied()).collect();

@@ -20,7 +20,7 @@ use crate::backoff::Backoff;
 use crate::error::ActorError;
 use crate::memory::MemoryClient;
 use crate::rollout::play_group;
-use crate::tip::TipWriter;
+use crate::tip::Tips;
 use crate::{lease, weights};
 
 /// Where an actor finds its services.
@@ -38,8 +38,8 @@ pub struct ActorOptions {
     pub memory_token: Option<String>,
     /// Bearer token registered environment servers require (`[env] auth_token`).
     pub env_token: Option<String>,
-    /// Who writes the tips at the end of each episode.
-    pub tip_writer: TipWriter,
+    /// Who writes the tips at the end of each episode, and whether turns repeat them.
+    pub tips: Tips,
     /// Where the model is built and sampled from (`[actor] device`).
     pub device: candle_core::Device,
 }
@@ -136,7 +136,7 @@ async fn work(options: &ActorOptions) {
                 &mut services,
                 &lease,
                 version,
-                options.tip_writer,
+                options.tips,
             );
             let err = match played.instrument(span.clone()).await {
                 Ok(()) => break,
@@ -242,9 +242,9 @@ async fn play_and_push(
     services: &mut Services,
     lease: &pb::LeaseResponse,
     version: u64,
-    tip_writer: TipWriter,
+    tips: Tips,
 ) -> Result<(), ActorError> {
-    let spec = lease::group_spec(lease, version, tip_writer).map_err(ActorError::Lease)?;
+    let spec = lease::group_spec(lease, version, tips).map_err(ActorError::Lease)?;
     let started = Instant::now();
     let mut memory = services.memory().await?;
     if spec.mode != trajectory::Mode::Plain && memory.is_none() {

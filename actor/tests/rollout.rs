@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use actor::TipWriter;
 use actor::{GroupSpec, MemoryClient, Sampling, play_group};
+use actor::{TipWriter, Tips};
 use envs::EnvClient;
 use memory_service::MemoryConfig;
 use memory_service::config::EmbedderKind;
@@ -66,7 +66,10 @@ fn spec(mode: Mode, seed: u64) -> GroupSpec {
         },
         policy_version: 0,
         write_tips: true,
-        tip_writer: TipWriter::Summary,
+        tips: Tips {
+            writer: TipWriter::Summary,
+            repeat: true,
+        },
     }
 }
 
@@ -127,6 +130,34 @@ async fn groups_play_with_tips_and_without() {
     assert!(tip_segments > 0);
     eprintln!("2. mem_on group: {shown} tips shown");
 
+    // Without repeats a turn shows its tips only when they differ from the last block shown.
+    let once = GroupSpec {
+        tips: Tips {
+            writer: TipWriter::Summary,
+            repeat: false,
+        },
+        ..spec(Mode::MemOn, 2)
+    };
+    let (third, _) = play_group(&policy, &mut env, Some(&mut memory), &once)
+        .await
+        .unwrap();
+    let mut blocks_shown = 0;
+    for p in &third {
+        let blocks: Vec<&Vec<u32>> = p
+            .episode
+            .segments
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Tip)
+            .map(|s| &s.tokens)
+            .collect();
+        assert!(
+            blocks.windows(2).all(|w| w[0] != w[1]),
+            "a tip block repeats the one before it"
+        );
+        blocks_shown += blocks.len();
+    }
+    assert!(blocks_shown > 0, "tips that differ are shown");
+
     let (plain, _) = play_group(&policy, &mut env, Some(&mut memory), &spec(Mode::Plain, 3))
         .await
         .unwrap();
@@ -142,7 +173,10 @@ async fn groups_play_with_tips_and_without() {
     eprintln!("3. plain group: no tips");
 
     let policy_written = GroupSpec {
-        tip_writer: TipWriter::Policy,
+        tips: Tips {
+            writer: TipWriter::Policy,
+            repeat: true,
+        },
         ..spec(Mode::Plain, 4)
     };
     let (reflected, _) = play_group(&policy, &mut env, Some(&mut memory), &policy_written)

@@ -39,7 +39,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         learner_token,
         memory_token,
         env_token,
-        tip_writer: cfg.actor.tip_writer,
+        tips: cfg.actor.tips(),
         device: cfg.actor.device().map_err(anyhow::Error::msg)?,
     };
     actor::run(options, crate::shutdown::signal()).await;

@@ -50,7 +50,8 @@ pub struct SftConfig {
     /// Share of the JSONL lines held out (every line at that rate, in file order).
     pub held_out_fraction: f64,
     /// Share of gold demonstrations shown with tips: the memory entries another episode of
-    /// the same variation would have left, in their own segment on every turn.
+    /// the same variation would have left, in their own segment on every turn (or on the
+    /// first only, with `[actor] repeat_tips = false`).
     pub tip_share: f64,
     /// Entries shown per turn in those demonstrations (retrieval's `limit`).
     pub tips_per_turn: usize,
@@ -131,6 +132,9 @@ struct Summary {
     /// `[sft]` and `[policy]` as used (a warm start is reused only when both match).
     sft: SftConfig,
     policy: policy::PolicyConfig,
+    /// `[actor] repeat_tips`: whether the demonstrations with tips repeat them every turn.
+    #[serde(default = "repeat_tips_default")]
+    repeat_tips: bool,
     train_demonstrations: usize,
     held_out_demonstrations: usize,
     /// Tokens of the longest demonstrated action (end token included).
@@ -142,6 +146,11 @@ struct Summary {
 }
 
 const SUMMARY: &str = "sft.json";
+
+/// What a summary written before `repeat_tips` was recorded was made with.
+fn repeat_tips_default() -> bool {
+    true
+}
 
 /// Runs the warm start `cfg` describes; returns the directory of the warmed model.
 pub(crate) async fn run(cfg: &Config) -> anyhow::Result<PathBuf> {
@@ -186,6 +195,7 @@ pub(crate) async fn run(cfg: &Config) -> anyhow::Result<PathBuf> {
     let summary = Summary {
         sft: sft.clone(),
         policy: cfg.policy.clone(),
+        repeat_tips: cfg.actor.repeat_tips,
         train_demonstrations: train.len(),
         held_out_demonstrations: held_out.len(),
         longest_action_tokens: longest_action,
@@ -220,12 +230,13 @@ pub(crate) async fn warm_start(cfg: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The warm start: `sft.out_dir` when it holds one made with these same `[sft]` and
-/// `[policy]` settings, else a new one.
+/// The warm start: `sft.out_dir` when it holds one made with these same `[sft]`, `[policy]`
+/// and `[actor] repeat_tips` settings, else a new one.
 async fn base(cfg: &Config) -> anyhow::Result<PathBuf> {
     if let Some(summary) = read_summary(&cfg.sft.out_dir)
         && summary.sft == cfg.sft
         && summary.policy == cfg.policy
+        && summary.repeat_tips == cfg.actor.repeat_tips
     {
         eprintln!(
             "empo2 train: starting from the warm start in {} (held-out exact actions {:.1}%)",
@@ -290,9 +301,12 @@ async fn demonstrations(
                         let other =
                             data::gold(&mut env, name, variation, seed + 1_000, &sft.options)
                                 .await?;
+                        // Retrieval would find them on every turn; the actor shows them as
+                        // `[actor] repeat_tips` says.
                         let entries = data::entries_of(&other, sft.tips_per_turn);
+                        let (tips, mut last_shown) = (cfg.actor.tips(), Vec::new());
                         for turn in &mut gold.demonstration.turns {
-                            turn.tips = entries.clone();
+                            turn.tips = tips.shown(entries.clone(), &mut last_shown);
                         }
                     }
                     let source = format!("{world}/{name}/{variation} seed {seed}");

@@ -102,7 +102,7 @@ pub(crate) async fn evaluate(
                 },
                 policy_version: 0,
                 write_tips: false,
-                tip_writer: cfg.actor.tip_writer,
+                tips: cfg.actor.tips(),
             };
             let (played, _) = play_group(policy, env, None, &spec).await?;
             scores.plain.push(played[0].final_score);

@@ -151,7 +151,7 @@ pub(crate) async fn train_and_evaluate(
             learner_token: cfg.auth_token.clone(),
             memory_token: memory_token.clone(),
             env_token: full.env.auth_token.clone(),
-            tip_writer: full.actor.tip_writer,
+            tips: full.actor.tips(),
             device: full.actor.device()?,
         };
         let mut stopped = stopped.clone();

@@ -28,7 +28,8 @@ pub struct LeaseRef {
 pub struct RolloutStats {
     /// Environment steps taken.
     pub steps: u32,
-    /// Tips shown in the prompt, over all steps.
+    /// Tips retrieved for the prompt, over all steps (a repeat the actor leaves out of the
+    /// prompt, `[actor] repeat_tips = false`, counts too: this measures retrieval).
     pub tips_shown: u32,
     /// Memory retrievals made.
     pub retrievals: u32,
