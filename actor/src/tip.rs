@@ -26,7 +26,7 @@ pub enum TipWriter {
 
 /// How tips reach the prompt: who writes them, and whether every turn repeats the tips
 /// retrieved for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tips {
     /// Who writes the tip at the end of a training episode.
     pub writer: TipWriter,
