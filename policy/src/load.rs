@@ -85,9 +85,22 @@ pub fn device(field: &str, name: &str) -> Result<Device> {
                 PolicyError::Config(format!("{field} `{other}` is not cpu, cuda or cuda:N"))
             })?,
     };
-    Device::new_cuda(ordinal).map_err(|e| {
+    let cannot = |why: String| {
         PolicyError::Config(format!(
-            "cannot use {name} (is this a build with `--features cuda` on a GPU machine?): {e}"
+            "cannot use {name} (is this a build with `--features cuda` on a GPU machine?): {why}"
         ))
-    })
+    };
+    // cudarc loads libcuda when first asked, and panics when it cannot: an error instead.
+    match std::panic::catch_unwind(|| Device::new_cuda(ordinal)) {
+        Ok(device) => device.map_err(|e| cannot(e.to_string())),
+        Err(panic) => Err(cannot(
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .map_or("the CUDA driver library could not be loaded".into(), |m| {
+                    m.chars().take(200).collect()
+                }),
+        )),
+    }
 }
