@@ -52,20 +52,21 @@ case "$mode" in
     ;;
   build)
     cargo build --locked --release --features cuda
-    cargo test --locked --release --features policy/cuda --no-run -p policy -p learner
     out=target-cuda
     rm -rf "$out" && mkdir -p "$out"
     cp "$CARGO_TARGET_DIR/release/empo2" "$out/"
-    # The test binaries cargo just built, by their package prefix.
-    for test in $(cargo test --locked --release --features policy/cuda --no-run -p policy -p learner \
-        --message-format json 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
+    # The policy and learner test binaries, built once; cargo names them in its JSON messages.
+    cargo test --locked --release --features policy/cuda --no-run -p policy -p learner \
+      --message-format json >"$out/artifacts.json"
+    python3 - "$out" <<'PY'
+import json, shutil, sys
+out = sys.argv[1]
+for line in open(f"{out}/artifacts.json"):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])'); do
-      cp "$test" "$out/"
-    done
+        shutil.copy(m["executable"], out)
+PY
+    rm "$out/artifacts.json"
     strip "$out"/*
     ls -la "$out"
     ;;
