@@ -33,7 +33,7 @@ pub struct Config {
     pub eval: crate::train::EvalConfig,
     /// `[local]`: the one-process job of `empo2 train`.
     pub local: crate::train::LocalConfig,
-    /// `[experiment]`: arms × seeds for `empo2 experiment` (each arm overrides `[train]`).
+    /// `[experiment]`: arms × seeds for `empo2 experiment` (each arm overrides keys of `[train]`, `[actor]`, `[memory]`, `[eval]` or `[local]`).
     pub experiment: crate::experiment::config::ExperimentConfig,
 }
 

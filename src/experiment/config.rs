@@ -1,12 +1,12 @@
 //! `[experiment]`: the arms, seeds and adaptation study of `empo2 experiment`. Everything else
-//! comes from `[train]`, shared by every arm.
+//! comes from the rest of the file, shared by every arm.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use figment::Figment;
 use figment::providers::Serialized;
-use learner::TrainConfig;
+use figment::value::{Dict, Value};
 
 use crate::config::Config;
 use serde::{Deserialize, Serialize};
@@ -36,15 +36,40 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// One arm: a name and the `[train]` keys it changes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One arm: a name and the keys it changes in the sections an RL run reads. `[policy]` and
+/// `[sft]` are not among them: every arm starts from the same model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Arm {
     /// Name in the report and the run directory (`[A-Za-z0-9._-]`).
     pub name: String,
     /// `[train]` overrides, e.g. `{ memory_probability = 0.0 }` or `{ loss = { low_prob_mask = false } }`.
-    #[serde(default)]
-    pub train: figment::value::Dict,
+    pub train: Dict,
+    /// `[actor]` overrides, e.g. `{ repeat_tips = false }`.
+    pub actor: Dict,
+    /// `[memory]` overrides, e.g. `{ rules = { limit = 3 } }`.
+    pub memory: Dict,
+    /// `[eval]` overrides, e.g. `{ temperature = 0.0 }`.
+    pub eval: Dict,
+    /// `[local]` overrides, e.g. `{ actors = 4 }`.
+    pub local: Dict,
+}
+
+impl Arm {
+    /// The arm's non-empty overrides by section, as a `Config`-shaped dictionary.
+    pub fn overrides(&self) -> Dict {
+        [
+            ("train", &self.train),
+            ("actor", &self.actor),
+            ("memory", &self.memory),
+            ("eval", &self.eval),
+            ("local", &self.local),
+        ]
+        .into_iter()
+        .filter(|(_, dict)| !dict.is_empty())
+        .map(|(section, dict)| (section.to_string(), Value::from(dict.clone())))
+        .collect()
+    }
 }
 
 /// `[experiment.adaptation]`: the trained checkpoints of `arms` on `tasks`, with memory on and
@@ -96,8 +121,11 @@ impl ExperimentConfig {
             if !names.insert(arm.name.as_str()) {
                 return Err(format!("two arms are named `{}`", arm.name));
             }
-            self.arm_config(base, arm, self.seeds[0])?
-                .train
+            let cfg = self.arm_config(base, arm, self.seeds[0])?;
+            cfg.train
+                .validate()
+                .map_err(|e| format!("arm `{}`: {e}", arm.name))?;
+            cfg.memory
                 .validate()
                 .map_err(|e| format!("arm `{}`: {e}", arm.name))?;
         }
@@ -118,19 +146,23 @@ impl ExperimentConfig {
         Ok(())
     }
 
-    /// The configuration of `arm` for `seed`: the base with the arm's `[train]` overrides,
-    /// the seed, and the run directory under `out_dir`.
+    /// The configuration of `arm` for `seed`: the base with the arm's overrides, the seed,
+    /// and the run directory under `out_dir`.
     pub fn arm_config(&self, base: &Config, arm: &Arm, seed: u64) -> Result<Config, String> {
-        let mut train: TrainConfig = Figment::from(Serialized::defaults(&base.train))
-            .merge(Serialized::defaults(&arm.train))
+        let mut cfg: Config = Figment::from(Serialized::defaults(base))
+            .merge(Serialized::defaults(arm.overrides()))
             .extract()
-            .map_err(|e| format!("arm `{}`: {}", arm.name, e.kind))?;
-        train.seed = seed;
-        train.out_dir = self.run_dir(&arm.name, seed);
-        Ok(Config {
-            train,
-            ..base.clone()
-        })
+            .map_err(|e| {
+                format!(
+                    "arm `{}`: {} (key `{}`)",
+                    arm.name,
+                    e.kind,
+                    e.path.join(".")
+                )
+            })?;
+        cfg.train.seed = seed;
+        cfg.train.out_dir = self.run_dir(&arm.name, seed);
+        Ok(cfg)
     }
 
     /// Where the run of `arm` with `seed` writes.
@@ -139,5 +171,75 @@ impl ExperimentConfig {
             .join("runs")
             .join(arm)
             .join(format!("seed-{seed}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format, Toml};
+
+    fn parse(toml: &str) -> Result<Config, String> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_arm_overrides_keys_of_several_sections_and_nothing_else() {
+        let base = parse(
+            r#"
+            [actor]
+            repeat_tips = true
+            [[experiment.arms]]
+            name = "quiet"
+            train = { memory_probability = 0.5 }
+            actor = { repeat_tips = false }
+            memory = { rules = { limit = 3 } }
+            [[experiment.arms]]
+            name = "plain"
+            "#,
+        )
+        .unwrap();
+        let exp = &base.experiment;
+        exp.validate(&base).unwrap();
+        let quiet = exp.arm_config(&base, &exp.arms[0], 7).unwrap();
+        assert_eq!(quiet.train.memory_probability, 0.5);
+        assert!(!quiet.actor.repeat_tips);
+        assert_eq!(quiet.memory.rules.limit, 3);
+        assert_eq!(quiet.train.seed, 7);
+        assert_eq!(quiet.train.out_dir, exp.run_dir("quiet", 7));
+        // Keys the arm does not name keep the base's values.
+        assert_eq!(quiet.train.tasks, base.train.tasks);
+        assert_eq!(quiet.memory.rules.threshold, base.memory.rules.threshold);
+        let plain = exp.arm_config(&base, &exp.arms[1], 7).unwrap();
+        assert!(plain.actor.repeat_tips);
+        assert_eq!(
+            plain.train.memory_probability,
+            base.train.memory_probability
+        );
+    }
+
+    #[test]
+    fn an_arm_cannot_change_the_shared_model_or_name_unknown_keys() {
+        let policy = parse("[[experiment.arms]]\nname = \"a\"\npolicy = { preset = \"small\" }");
+        assert!(policy.unwrap_err().contains("policy"));
+        let base = parse(
+            "[[experiment.arms]]\nname = \"a\"\nactor = { repeat_tip = false }\n\
+             [[experiment.arms]]\nname = \"b\"\nmemory = { rules = { limit = 0 } }",
+        )
+        .unwrap();
+        let exp = &base.experiment;
+        let typo = exp.arm_config(&base, &exp.arms[0], 1).unwrap_err();
+        assert!(typo.contains("`actor.repeat_tip`"), "{typo}");
+        // An arm's values are validated like the file's.
+        let only_b = ExperimentConfig {
+            arms: vec![exp.arms[1].clone()],
+            ..exp.clone()
+        };
+        let zero = only_b.validate(&base);
+        let zero = zero.unwrap_err();
+        assert!(zero.starts_with("arm `b`: rules.limit"), "{zero}");
     }
 }

@@ -1,7 +1,7 @@
 //! `empo2 experiment`: several arms (EMPO², GRPO, ablations) × several seeds of `empo2 train`
 //! with everything else equal, then an adaptation study, then a report (ALGORITHM.md §7).
 //!
-//! - `config`: `[experiment]` — arms as `[train]` overrides, seeds, adaptation.
+//! - `config`: `[experiment]` — arms as overrides of `[train]`, `[actor]`, `[memory]`, `[eval]`, `[local]`, seeds, adaptation.
 //! - `report`: the Markdown report and its charts; `stats`: its intervals and tests.
 //!
 //! Each run writes `result.json` when it is done; a rerun skips finished runs, so an

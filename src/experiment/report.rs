@@ -170,7 +170,7 @@ pub(super) fn write(
     for arm in &exp.arms {
         let rs = by_arm(&arm.name);
         let pick = |f: fn(&RunResult) -> f32| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let overrides = serde_json::to_string(&arm.train)?;
+        let overrides = serde_json::to_string(&arm.overrides())?;
         writeln!(
             md,
             "| {} | `{}` | {} | {}% | {} | {} | {} s |",
