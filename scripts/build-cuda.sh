@@ -48,7 +48,7 @@ case "$mode" in
   check)
     # The crates whose code changes with the feature: the policy (candle's CUDA backend) and
     # everything built on it.
-    cargo check --locked --features cuda --all-targets
+    cargo check --locked --all-targets -p empo2 -p policy -p learner --features empo2/cuda,policy/cuda,learner/cuda
     ;;
   build)
     cargo build --locked --release --features cuda
@@ -56,7 +56,7 @@ case "$mode" in
     rm -rf "$out" && mkdir -p "$out"
     cp "$CARGO_TARGET_DIR/release/empo2" "$out/"
     # The policy and learner test binaries, built once; cargo names them in its JSON messages.
-    cargo test --locked --release --features policy/cuda --no-run -p policy -p learner \
+    cargo test --locked --release --features policy/cuda,learner/cuda --no-run -p policy -p learner \
       --message-format json >"$out/artifacts.json"
     python3 - "$out" <<'PY'
 import json, shutil, sys

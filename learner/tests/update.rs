@@ -2,7 +2,7 @@
 //! current policy against behaviour log-probs recorded with tips; a step reaches every
 //! parameter; and steps move log-probs the way the advantages say.
 
-use candle_core::{IndexOp, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
 use learner::LossConfig;
 use learner::pack::pack;
 use learner::update::{Item, score, step};
@@ -16,6 +16,14 @@ use trajectory::{Episode, Mode, Segment, SegmentKind};
 fn tiny() -> Policy {
     init_policy(Preset::Tiny, 7).unwrap()
 }
+
+fn tiny_on(device: &Device) -> Policy {
+    tiny().to(device, DType::F32).unwrap()
+}
+
+/// Scoring here and in `update::score` run the same f32 forward on the same device; only the
+/// batch around the sequence differs (padding), which changes summation order at most.
+const TOLERANCE: f32 = 1e-5;
 
 fn encode(policy: &Policy, text: &str) -> Vec<u32> {
     policy.tokenizer.encode(text).unwrap()
@@ -95,9 +103,9 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-#[test]
-fn mem_off_scores_the_tip_free_sequence_against_with_tips_behaviour() {
-    let policy = tiny();
+policy::test_device!(mem_off_scores_the_tip_free_sequence_against_with_tips_behaviour);
+fn mem_off_scores_the_tip_free_sequence_against_with_tips_behaviour(device: &Device) {
+    let policy = tiny_on(device);
     let episode = episode_with_tips(&policy, Mode::MemOff, ["go to outside", "focus on cat"]);
     episode.validate(policy.tokenizer.vocab_size()).unwrap();
     let recorded: Vec<f32> = episode
@@ -125,7 +133,7 @@ fn mem_off_scores_the_tip_free_sequence_against_with_tips_behaviour() {
     let current = row_at(&scored.current, &packed.action_positions);
     let old = row_at(&scored.old, &packed.action_positions);
     assert!(
-        max_diff(&current, &expected_current) < 1e-5,
+        max_diff(&current, &expected_current) < TOLERANCE,
         "current = tip-free scoring"
     );
     assert_eq!(
@@ -155,12 +163,12 @@ fn mem_off_scores_the_tip_free_sequence_against_with_tips_behaviour() {
     )
     .unwrap();
     let current = row_at(&scored.current, &packed.action_positions);
-    assert!(max_diff(&current, &recorded) < 1e-5);
+    assert!(max_diff(&current, &recorded) < TOLERANCE);
 }
 
-#[test]
-fn a_step_reaches_every_parameter_and_follows_the_advantages() {
-    let policy = tiny();
+policy::test_device!(a_step_reaches_every_parameter_and_follows_the_advantages);
+fn a_step_reaches_every_parameter_and_follows_the_advantages(device: &Device) {
+    let policy = tiny_on(device);
     let good = pack(&episode_with_tips(
         &policy,
         Mode::MemOff,

@@ -22,22 +22,90 @@ use crate::{Policy, Qwen2};
 /// Text worlds' vocabulary: rooms, objects, actions, scores, ChatML and tip blocks.
 const CORPUS: &str = include_str!("init/corpus.txt");
 
-/// Model sizes for CPU training.
+/// Model sizes: two for CPU training, and two with the shapes of released checkpoints (random
+/// weights) for GPU benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     /// ≈ 0.5 M parameters: CI and the quickstart.
     Tiny,
     /// ≈ 7 M parameters: experiments.
     Small,
+    /// SmolLM2-135M's shape (Llama: 30 layers × 576, 9 heads / 3 KV, vocabulary 49152).
+    SmolLm2_135M,
+    /// Qwen2-0.5B's shape (24 layers × 896, 14 heads / 2 KV, vocabulary 151936).
+    Qwen2_0_5B,
+}
+
+/// The shape of a preset.
+struct Shape {
+    /// Tokens the tokenizer is trained to (the built-in corpus gives fewer for large ones).
+    vocab: usize,
+    /// Whether `vocab_size` is `vocab` (a released model's) or the trained tokenizer's size.
+    exact_vocab: bool,
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    context: usize,
+    rope_theta: f64,
+    /// `qwen2` (attention biases) or `llama` (none).
+    model_type: &'static str,
 }
 
 impl Preset {
-    /// (target vocabulary, hidden, intermediate, layers, heads, kv heads, context).
-    fn shape(self) -> (usize, usize, usize, usize, usize, usize, usize) {
+    fn shape(self) -> Shape {
+        let cpu = |vocab, hidden, intermediate, layers, heads, kv_heads, context| Shape {
+            vocab,
+            exact_vocab: false,
+            hidden,
+            intermediate,
+            layers,
+            heads,
+            kv_heads,
+            context,
+            rope_theta: 10_000.0,
+            model_type: "qwen2",
+        };
         match self {
-            Preset::Tiny => (1024, 96, 384, 3, 4, 2, 2048),
-            Preset::Small => (4096, 256, 1024, 6, 8, 4, 4096),
+            Preset::Tiny => cpu(1024, 96, 384, 3, 4, 2, 2048),
+            Preset::Small => cpu(4096, 256, 1024, 6, 8, 4, 4096),
+            Preset::SmolLm2_135M => Shape {
+                vocab: 49152,
+                exact_vocab: true,
+                hidden: 576,
+                intermediate: 1536,
+                layers: 30,
+                heads: 9,
+                kv_heads: 3,
+                context: 8192,
+                rope_theta: 100_000.0,
+                model_type: "llama",
+            },
+            Preset::Qwen2_0_5B => Shape {
+                vocab: 151_936,
+                exact_vocab: true,
+                hidden: 896,
+                intermediate: 4864,
+                layers: 24,
+                heads: 14,
+                kv_heads: 2,
+                context: 32768,
+                rope_theta: 1_000_000.0,
+                model_type: "qwen2",
+            },
         }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::Tiny => "tiny",
+            Preset::Small => "small",
+            Preset::SmolLm2_135M => "smollm2-135m",
+            Preset::Qwen2_0_5B => "qwen2-0.5b",
+        })
     }
 }
 
@@ -48,7 +116,11 @@ impl std::str::FromStr for Preset {
         match s {
             "tiny" => Ok(Preset::Tiny),
             "small" => Ok(Preset::Small),
-            other => Err(format!("unknown preset `{other}`: use tiny or small")),
+            "smollm2-135m" => Ok(Preset::SmolLm2_135M),
+            "qwen2-0.5b" => Ok(Preset::Qwen2_0_5B),
+            other => Err(format!(
+                "unknown preset `{other}`: use tiny, small, smollm2-135m or qwen2-0.5b"
+            )),
         }
     }
 }
@@ -83,23 +155,30 @@ pub fn train_tokenizer(vocab_size: usize) -> Result<ChatTokenizer> {
 
 /// A new model of `preset` with weights drawn from N(0, 0.02) (norms 1, biases 0), seeded.
 pub fn init_policy(preset: Preset, seed: u64) -> Result<Policy> {
-    let (vocab, hidden, intermediate, layers, heads, kv_heads, context) = preset.shape();
-    let tokenizer = train_tokenizer(vocab)?;
+    let shape = preset.shape();
+    let tokenizer = train_tokenizer(shape.vocab)?;
+    let (architecture, attention_bias) = match shape.model_type {
+        "llama" => ("LlamaForCausalLM", Some(false)),
+        _ => ("Qwen2ForCausalLM", None),
+    };
     let cfg = ModelConfig {
-        vocab_size: tokenizer.vocab_size(),
-        hidden_size: hidden,
-        intermediate_size: intermediate,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        num_key_value_heads: kv_heads,
-        max_position_embeddings: context,
-        rope_theta: 10_000.0,
+        vocab_size: match shape.exact_vocab {
+            true => shape.vocab,
+            false => tokenizer.vocab_size(),
+        },
+        hidden_size: shape.hidden,
+        intermediate_size: shape.intermediate,
+        num_hidden_layers: shape.layers,
+        num_attention_heads: shape.heads,
+        num_key_value_heads: shape.kv_heads,
+        max_position_embeddings: shape.context,
+        rope_theta: shape.rope_theta,
         rms_norm_eps: 1e-6,
         tie_word_embeddings: true,
         hidden_act: "silu".into(),
-        attention_bias: None,
-        architectures: vec!["Qwen2ForCausalLM".into()],
-        model_type: "qwen2".into(),
+        attention_bias,
+        architectures: vec![architecture.into()],
+        model_type: shape.model_type.into(),
     };
     let device = Device::Cpu;
     let vars = VarMap::new();

@@ -10,6 +10,7 @@
 //! - [`weights`]: parameters ↔ versioned safetensors bytes, loaded in place.
 //! - [`optim`]: AdamW, updating in place, with its state saved and loaded.
 //! - [`init`]: `empo2 model init` presets (random model + text-world tokenizer).
+//! - [`testing`]: `test_device!`, one test over the CPU and a GPU.
 //! - `cache`, `mask`: the KV cache and attention masks; `ops`: fused CPU kernels with backward.
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unsafe_code)]
@@ -26,6 +27,7 @@ mod ops;
 pub mod optim;
 pub mod sample;
 pub mod score;
+pub mod testing;
 pub mod tokenizer;
 pub mod weights;
 
@@ -79,14 +81,42 @@ impl Policy {
         })
     }
 
-    /// Opens any supported checkpoint: a Hugging Face directory (in `dtype`), or a
-    /// Llama-family `.gguf` file (dequantised to f32).
+    /// Opens any supported checkpoint in `dtype`: a Hugging Face directory, or a
+    /// Llama-family `.gguf` file (dequantised to f32, then cast).
     pub fn open(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
         if path.extension().is_some_and(|e| e == "gguf") {
-            models::gguf::load_llama_gguf(path, device)
+            let policy = models::gguf::load_llama_gguf(path, device)?;
+            match dtype {
+                DType::F32 => Ok(policy),
+                _ => policy.to(device, dtype),
+            }
         } else {
             Self::load(path, device, dtype)
         }
+    }
+
+    /// A copy of this policy with its weights on `device` in `dtype` (a fresh preset model is
+    /// drawn on the CPU in f32 and moved with this).
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let vars = VarMap::new();
+        let model = Qwen2::new(
+            self.model.config(),
+            VarBuilder::from_varmap(&vars, dtype, device),
+        )?;
+        let tensors = self
+            .vars
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect();
+        weights::load_tensors(&vars, tensors)?;
+        Ok(Self {
+            model,
+            vars,
+            tokenizer: self.tokenizer.clone(),
+        })
     }
 
     /// Parameters in the model.

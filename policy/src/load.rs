@@ -17,7 +17,8 @@ use crate::init::init_policy;
 pub struct PolicyConfig {
     /// A model directory (Hugging Face layout) or GGUF file; unset = a fresh `preset` model.
     pub model: Option<PathBuf>,
-    /// Preset of the fresh model when `model` is unset: `tiny` or `small`.
+    /// Preset of the fresh model when `model` is unset: `tiny`, `small`, or the random-weight
+    /// shapes `smollm2-135m` and `qwen2-0.5b`.
     pub preset: String,
     /// Where the policy computes: `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
     pub device: String,
@@ -38,7 +39,7 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     /// The policy these settings describe: the model at `model` on `device` in `dtype`, or a
-    /// fresh preset model drawn with `seed` (made on the CPU in f32).
+    /// fresh preset model drawn with `seed` (drawn on the CPU in f32, then moved).
     pub fn load(&self, seed: u64) -> Result<Policy> {
         let device = self.device()?;
         let dtype = match self.dtype.as_str() {
@@ -55,15 +56,14 @@ impl PolicyConfig {
             Some(path) => Policy::open(path, &device, dtype).map_err(|e| {
                 PolicyError::Config(format!("cannot load the model at {}: {e}", path.display()))
             }),
-            None if device.is_cpu() && dtype == DType::F32 => {
+            None => {
                 let preset = self.preset.parse().map_err(PolicyError::Config)?;
-                init_policy(preset, seed)
+                let fresh = init_policy(preset, seed)?;
+                match device.is_cpu() && dtype == DType::F32 {
+                    true => Ok(fresh),
+                    false => fresh.to(&device, dtype),
+                }
             }
-            None => Err(PolicyError::Config(format!(
-                "a fresh `{}` model is made on the CPU in f32; save one with `empo2 model init` \
-                 and set policy.model to train it on {} in {}",
-                self.preset, self.device, self.dtype
-            ))),
         }
     }
 

@@ -2,7 +2,9 @@
 //! (decoupled weight decay) over a policy's named variables, with its state — both moments
 //! of every variable and the step count — saved to and loaded from safetensors, so a resumed
 //! run continues the exact optimizer trajectory. Same update as `candle_nn::AdamW`, run in
-//! place on f32 CPU tensors.
+//! place on f32 CPU tensors. A bf16 or f16 parameter gets an f32 master copy that the update
+//! runs on (the parameter is its rounding), and its moments are f32: steps far smaller than
+//! a bf16 ulp still accumulate.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -81,8 +83,17 @@ pub struct GradNorm {
 struct Slot {
     name: String,
     var: Var,
+    /// The f32 weights a half-precision `var` rounds (none for f32 and f64).
+    master: Option<Var>,
     first: Var,
     second: Var,
+}
+
+impl Slot {
+    /// The weights the update runs on.
+    fn weights(&self) -> &Var {
+        self.master.as_ref().unwrap_or(&self.var)
+    }
 }
 
 /// AdamW with β = (0.9, 0.999), ε = 1e-8.
@@ -99,12 +110,18 @@ impl AdamW {
         let data = vars.data().lock().expect("varmap lock");
         let mut slots = Vec::with_capacity(data.len());
         for (name, var) in data.iter() {
-            let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
+            let master = match var.dtype() {
+                DType::BF16 | DType::F16 => Some(Var::from_tensor(&var.to_dtype(DType::F32)?)?),
+                _ => None,
+            };
+            let weights = master.as_ref().unwrap_or(var);
+            let zeros = || Var::zeros(var.shape(), weights.dtype(), var.device());
             slots.push(Slot {
                 name: name.clone(),
                 var: var.clone(),
                 first: zeros()?,
                 second: zeros()?,
+                master,
             });
         }
         slots.sort_by(|a, b| a.name.cmp(&b.name));
@@ -129,9 +146,9 @@ impl AdamW {
         for slot in &self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
                 let sq = f64::from(
-                    g.sqr()?
+                    g.to_dtype(DType::F32)?
+                        .sqr()?
                         .sum_all()?
-                        .to_dtype(DType::F32)?
                         .to_scalar::<f32>()?,
                 );
                 if sq > 0.0 {
@@ -180,18 +197,27 @@ impl AdamW {
         };
         for slot in &self.slots {
             if let Some(grad) = grads.get(slot.var.as_tensor()) {
-                ops::adamw(&slot.var, &slot.first, &slot.second, grad, &step)?;
+                let weights = slot.weights();
+                let grad = grad.to_dtype(weights.dtype())?;
+                ops::adamw(weights, &slot.first, &slot.second, &grad, &step)?;
+                if let Some(master) = &slot.master {
+                    slot.var.set(&master.to_dtype(slot.var.dtype())?)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Writes both moments of every variable and the step count to `path`.
+    /// Writes both moments of every variable, the master weights of half-precision ones and
+    /// the step count to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.slots.len());
         for slot in &self.slots {
             tensors.push((format!("m.{}", slot.name), slot.first.as_tensor().clone()));
             tensors.push((format!("v.{}", slot.name), slot.second.as_tensor().clone()));
+            if let Some(master) = &slot.master {
+                tensors.push((format!("w.{}", slot.name), master.as_tensor().clone()));
+            }
         }
         let metadata = HashMap::from([(STEP_KEY.to_string(), self.step.to_string())]);
         safetensors::serialize_to_file(
@@ -203,7 +229,8 @@ impl AdamW {
     }
 
     /// Loads the state written by [`AdamW::save`]; every moment must be there with its
-    /// variable's shape, or nothing changes.
+    /// variable's shape, or nothing changes. Master weights are the saved ones when they still
+    /// round to the parameter, else the parameter itself (weights loaded since win).
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let bad = |m: String| PolicyError::Optimizer(format!("{}: {m}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
@@ -236,6 +263,10 @@ impl AdamW {
                 }
                 staged.push((moment, t.to_dtype(moment.dtype())?));
             }
+            if let Some(master) = &slot.master {
+                let saved = tensors.get(&format!("w.{}", slot.name));
+                staged.push((master, self::master(slot, saved)?));
+            }
         }
         for (moment, t) in staged {
             moment.set(&t)?;
@@ -243,4 +274,22 @@ impl AdamW {
         self.step = step;
         Ok(())
     }
+}
+
+/// The master weights of `slot` after a load: `saved` when it rounds to the parameter as it
+/// is now, else the parameter in f32.
+fn master(slot: &Slot, saved: Option<&Tensor>) -> Result<Tensor> {
+    let current = slot.var.as_tensor();
+    if let Some(saved) = saved.filter(|t| t.shape() == current.shape()) {
+        let rounded = saved.to_dtype(current.dtype())?;
+        let same = rounded
+            .eq(current)?
+            .to_dtype(DType::F32)?
+            .min_all()?
+            .to_scalar::<f32>()?;
+        if same == 1.0 {
+            return Ok(saved.to_dtype(DType::F32)?);
+        }
+    }
+    Ok(current.to_dtype(DType::F32)?)
 }

@@ -94,10 +94,13 @@ fn malformed_config_and_missing_tensor() {
     assert!(message(err).contains("tensor `model.layers.1.mlp.up_proj.weight` is missing"));
 }
 
-#[test]
-fn weights_round_trip_and_bad_payloads_change_nothing() {
-    let source = policy::init::init_policy(policy::init::Preset::Tiny, 1).unwrap();
-    let target = common::tiny();
+policy::test_device!(weights_round_trip_and_bad_payloads_change_nothing);
+fn weights_round_trip_and_bad_payloads_change_nothing(device: &Device) {
+    let source = policy::init::init_policy(policy::init::Preset::Tiny, 1)
+        .unwrap()
+        .to(device, DType::F32)
+        .unwrap();
+    let target = common::tiny_on(device);
     let probe = target.tokenizer.encode("open the door").unwrap();
     let logits = |p: &Policy| policy::score::logits(&p.model, &[&probe]).unwrap();
     let before = logits(&target);
@@ -165,6 +168,8 @@ fn weights_round_trip_and_bad_payloads_change_nothing() {
     load_safetensors(&target.vars, &bytes).unwrap();
     let diff = common::max_abs_diff(&logits(&target), &logits(&source));
     eprintln!("after loading bf16 weights: max |Δlogit| vs the source = {diff:e}");
+    // bf16 on the wire: 8 significant bits per weight, logits of about ±0.5 (as in
+    // matches_candle_transformers' bf16 test); the CPU measures about 5e-3.
     assert!(diff < 0.05, "bf16 round trip moved logits by {diff}");
     let exact = to_safetensors(&source.vars, DType::F32, 43).unwrap();
     load_safetensors(&target.vars, &exact).unwrap();

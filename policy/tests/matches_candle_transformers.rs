@@ -19,18 +19,21 @@ fn reference_config(policy: &Policy) -> reference::Config {
     serde_json::from_value(json).unwrap()
 }
 
-fn compare(policy: &Policy, dir: &std::path::Path) {
+/// Both models in f32 on `device`: they differ in summation order only (fused CPU kernels vs
+/// candle's ops on the CPU; candle's ops on both sides on CUDA); the CPU measures about 1e-6.
+const TOLERANCE: f32 = 1e-4;
+
+fn compare(policy: &Policy, dir: &std::path::Path, device: &Device) {
     policy.save(dir).unwrap();
-    let tensors =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), device).unwrap();
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let cfg = reference_config(policy);
     let tokens: Vec<u32> = policy
         .tokenizer
         .encode("<|im_start|>user\nYou are in the kitchen. Open the fridge.<|im_end|>\n<|im_start|>assistant\n")
         .unwrap();
     let ours = common::full_logits(policy, &tokens);
-    let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
+    let input = Tensor::new(tokens.as_slice(), device)
         .unwrap()
         .unsqueeze(0)
         .unwrap();
@@ -56,45 +59,42 @@ fn compare(policy: &Policy, dir: &std::path::Path) {
     };
     let diff = common::max_abs_diff(&ours, &theirs);
     eprintln!("{} tokens, max |Δlogit| = {diff:e}", tokens.len());
-    assert!(diff < 1e-4, "logits differ by {diff}");
+    assert!(diff < TOLERANCE, "logits differ by {diff}");
 }
 
-#[test]
-fn same_logits_as_candle_transformers_tied_gqa() {
-    let policy = common::tiny();
+policy::test_device!(same_logits_as_candle_transformers_tied_gqa);
+fn same_logits_as_candle_transformers_tied_gqa(device: &Device) {
+    let policy = common::tiny_on(device);
     assert!(policy.model.config().tie_word_embeddings);
     assert!(policy.model.config().num_key_value_heads < policy.model.config().num_attention_heads);
-    compare(&policy, tempfile::tempdir().unwrap().path());
+    compare(&policy, tempfile::tempdir().unwrap().path(), device);
 }
 
-#[test]
-fn same_logits_as_candle_transformers_untied_head() {
+policy::test_device!(same_logits_as_candle_transformers_untied_head);
+fn same_logits_as_candle_transformers_untied_head(device: &Device) {
     let tiny = common::tiny();
     let dir = tempfile::tempdir().unwrap();
     // Same architecture with its own output head, weights drawn by candle's initialisers.
     let mut cfg = tiny.model.config().clone();
     cfg.tie_word_embeddings = false;
     let vars = candle_nn::VarMap::new();
-    let model = policy::Qwen2::new(
-        &cfg,
-        VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
+    let model =
+        policy::Qwen2::new(&cfg, VarBuilder::from_varmap(&vars, DType::F32, device)).unwrap();
     assert!(vars.data().lock().unwrap().contains_key("lm_head.weight"));
     let untied = Policy {
         model,
         vars,
         tokenizer: tiny.tokenizer.clone(),
     };
-    compare(&untied, dir.path());
+    compare(&untied, dir.path(), device);
 }
 
-#[test]
-fn bf16_weights_give_logits_close_to_f32() {
-    let tiny = common::tiny();
+policy::test_device!(bf16_weights_give_logits_close_to_f32);
+fn bf16_weights_give_logits_close_to_f32(device: &Device) {
+    let tiny = common::tiny_on(device);
     let dir = tempfile::tempdir().unwrap();
     tiny.save(dir.path()).unwrap();
-    let half = Policy::load(dir.path(), &Device::Cpu, DType::BF16).unwrap();
+    let half = Policy::load(dir.path(), device, DType::BF16).unwrap();
     let tokens = tiny
         .tokenizer
         .encode("go to the kitchen and open the fridge")
@@ -105,6 +105,9 @@ fn bf16_weights_give_logits_close_to_f32() {
         .unwrap();
     let diff = common::max_abs_diff(&full, &low);
     eprintln!("bf16 vs f32: max |Δlogit| = {diff:e}");
+    // bf16 keeps 8 significant bits (relative error ≤ 2⁻⁹ per weight and per rounded
+    // activation); through 3 layers to logits of about ±0.5 that is well under 0.05 (the CPU
+    // measures about 5e-3).
     assert!(diff < 0.05, "{diff}");
     let (lp, _) = policy::score::token_logprobs(&half.model, &[&tokens], 1.0, false).unwrap();
     assert!(

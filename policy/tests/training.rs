@@ -3,12 +3,13 @@
 
 mod common;
 
+use candle_core::Device;
 use policy::optim::AdamW;
 use policy::score::token_logprobs;
 
-#[test]
-fn every_parameter_gets_a_gradient() {
-    let policy = common::tiny();
+policy::test_device!(every_parameter_gets_a_gradient);
+fn every_parameter_gets_a_gradient(device: &Device) {
+    let policy = common::tiny_on(device);
     let seqs: Vec<Vec<u32>> = ["look around and open the door", "go to the kitchen"]
         .iter()
         .map(|t| policy.tokenizer.encode(t).unwrap())
@@ -50,9 +51,9 @@ fn every_parameter_gets_a_gradient() {
     assert!(without.is_empty(), "no gradient for {without:?}");
 }
 
-#[test]
-fn adamw_steps_raise_the_logprob_of_rewarded_tokens() {
-    let policy = common::tiny();
+policy::test_device!(adamw_steps_raise_the_logprob_of_rewarded_tokens);
+fn adamw_steps_raise_the_logprob_of_rewarded_tokens(device: &Device) {
+    let policy = common::tiny_on(device);
     let rewarded = policy
         .tokenizer
         .encode("<|im_start|>assistant\nopen door to hallway<|im_end|>")

@@ -1,6 +1,7 @@
-//! `empo2 bench policy`: decode tokens/s (batch 1 and 8, KV-cached) and training tokens/s
-//! (forward + backward + AdamW) of a model directory, printed as rows comparable with the
-//! PyTorch reference (`scripts/bench-policy.sh` runs both on the same weights).
+//! `empo2 bench policy`: decode tokens/s (KV-cached, at each batch size) and training tokens/s
+//! (forward + backward + AdamW) of a model on its device, printed as rows comparable with the
+//! PyTorch reference (`scripts/bench-policy.sh` and `scripts/gpu-check.sh` run both on the
+//! same weights). GPU work is waited for before each clock is read.
 
 use std::time::Instant;
 
@@ -33,6 +34,7 @@ pub fn run(
     train_steps: usize,
 ) -> Result<Vec<Figure>> {
     let vocab = policy.model.config().vocab_size as u32;
+    let device = policy.model.device().clone();
     let token = |i: usize| (i as u32 * 7919 + 13) % vocab;
     let mut figures = Vec::new();
     let params = SamplingParams {
@@ -50,8 +52,10 @@ pub fn run(
         for _ in 0..3 {
             let mut session = Session::new(&policy.model, batch);
             session.extend(&prompts)?;
+            device.synchronize()?;
             let start = Instant::now();
             session.generate(&params, &vec![true; batch], &mut rng)?;
+            device.synchronize()?;
             best = best.min(start.elapsed().as_secs_f64());
         }
         figures.push(Figure {
@@ -73,6 +77,7 @@ pub fn run(
         let (lp, _) = token_logprobs(&policy.model, &refs, 1.0, false)?;
         let loss = (lp.sum_all()?.neg()? / (rows * train_tokens) as f64)?;
         opt.step(&loss.backward()?)?;
+        device.synchronize()?;
         Ok(start.elapsed().as_secs_f64())
     };
     step()?;

@@ -52,19 +52,32 @@ pub enum Command {
     /// Weight broadcast: serialising a version, streaming it to an actor over gRPC on
     /// loopback, loading it, beside a raw TCP loopback copy of the same bytes.
     Broadcast {
-        /// Model preset (`tiny`, `small`) whose weights are sent.
+        /// Model preset (`tiny`, `small`, `smollm2-135m`, `qwen2-0.5b`) whose weights are sent.
         #[arg(long, default_value = "small")]
         preset: String,
         /// Rounds per row (the median is reported).
         #[arg(long, default_value_t = 7)]
         rounds: usize,
     },
-    /// Policy: decode tokens/s (batch 1 and 8) and training tokens/s of a model directory.
+    /// Policy: decode tokens/s and training tokens/s of a model, on a device in a dtype.
     Policy {
         /// Model directory (Hugging Face layout), e.g. from `empo2 model init`, or a Llama
         /// GGUF file (e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf).
+        #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
+        model: Option<PathBuf>,
+        /// A fresh random-weight model of this preset instead (`tiny`, `small`,
+        /// `smollm2-135m`, `qwen2-0.5b`).
         #[arg(long)]
-        model: PathBuf,
+        preset: Option<policy::init::Preset>,
+        /// `cpu`, `cuda` or `cuda:N` (a `--features cuda` build).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// `f32`, `bf16` or `f16`.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Decode batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        batches: Vec<usize>,
         /// Prompt tokens before decoding.
         #[arg(long, default_value_t = 64)]
         prompt_tokens: usize,
@@ -171,21 +184,35 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Policy {
             model,
+            preset,
+            device,
+            dtype,
+            batches,
             prompt_tokens,
             new_tokens,
             train_tokens,
             train_steps,
         } => {
-            let policy =
-                policy::Policy::open(&model, &candle_core::Device::Cpu, candle_core::DType::F32)?;
+            let settings = policy::PolicyConfig {
+                model: model.clone(),
+                preset: preset.map_or_else(String::new, |p| p.to_string()),
+                device,
+                dtype,
+            };
+            let policy = settings.load(0)?;
+            let name = match &model {
+                Some(path) => path.display().to_string(),
+                None => format!("a random `{}` model", settings.preset),
+            };
             eprintln!(
-                "empo2 bench policy: {} ({} parameters) …",
-                model.display(),
-                policy.parameter_count()
+                "empo2 bench policy: {name} ({} parameters) on {} in {} …",
+                policy.parameter_count(),
+                settings.device,
+                settings.dtype
             );
             let figures = crate::bench::policy::run(
                 &policy,
-                &[1, 8],
+                &batches,
                 prompt_tokens,
                 new_tokens,
                 train_tokens,
@@ -195,8 +222,8 @@ pub async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             println!("|---|---:|");
             for f in figures {
                 println!(
-                    "| candle (empo2): {} | {:.0} |",
-                    f.name, f.tokens_per_second
+                    "| candle (empo2, {} {}): {} | {:.0} |",
+                    settings.device, settings.dtype, f.name, f.tokens_per_second
                 );
             }
             Ok(())

@@ -11,7 +11,8 @@ pub enum Command {
     /// Create a randomly initialised Qwen2-family model and a text-world tokenizer in Hugging
     /// Face layout (config.json, model.safetensors, tokenizer.json, tokenizer_config.json).
     Init {
-        /// `tiny` (≈0.5 M parameters, CI and the quickstart) or `small` (≈7 M).
+        /// `tiny` (≈0.5 M parameters, CI and the quickstart), `small` (≈7 M), or the shapes of
+        /// SmolLM2-135M (`smollm2-135m`) and Qwen2-0.5B (`qwen2-0.5b`) for GPU benchmarks.
         #[arg(long, default_value = "tiny")]
         preset: Preset,
         /// Directory to write.

@@ -8,6 +8,13 @@ pub fn tiny() -> Policy {
     init_policy(Preset::Tiny, 7).expect("tiny policy")
 }
 
+/// The tiny preset with a fixed seed, its f32 weights on `device`.
+pub fn tiny_on(device: &candle_core::Device) -> Policy {
+    tiny()
+        .to(device, candle_core::DType::F32)
+        .expect("tiny policy on the device")
+}
+
 /// Largest absolute difference between two equally shaped tensors.
 pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
     (a - b)
