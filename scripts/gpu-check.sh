@@ -36,7 +36,12 @@ out="${OUT:-runs/gpu-check}"
 mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Carried to a device as one archive (scripts/build-cuda.sh build makes it).
+if [ ! -x "$bin/empo2" ] && [ -f "$bin/bundle.tar.xz" ]; then
+  mkdir -p "$work/bin" && tar -C "$work/bin" -xJf "$bin/bundle.tar.xz" && bin="$work/bin"
+fi
 bin="$(cd "$bin" && pwd)" || { echo "no binaries in $bin: run scripts/build-cuda.sh build" >&2; exit 2; }
+[ -x "$bin/empo2" ] || { echo "no $bin/empo2: run scripts/build-cuda.sh build" >&2; exit 2; }
 empo2="$bin/empo2"
 summary="$out/summary.md"
 
@@ -99,8 +104,8 @@ step() {
 
 # 1. The CUDA test binaries: every test binary beside empo2.
 for test in "$bin"/*; do
-  [ -x "$test" ] && [ "$(basename "$test")" != empo2 ] || continue
-  step "test $(basename "$test" | sed 's/-[0-9a-f]*$//')" 300 "$out/tests.log" "$test" --test-threads 4
+  [ -x "$test" ] && [ -f "$test" ] && [ "$(basename "$test")" != empo2 ] || continue
+  step "test $(basename "$test" | sed 's/-[0-9a-f]*$//')" 300 "$out/tests.log" "$test" --test-threads 4 --nocapture
 done
 
 # 2. Policy benchmarks: the same random-weight model directory for both.
@@ -179,6 +184,10 @@ PY
   echo
   echo "## Tests"
   echo
-  grep -E '^test result|FAILED|panicked|skipped on CUDA' "$out/tests.log" | sort | uniq -c
+  echo "- on the CPU: $(grep -c '::cpu \.\.\. ok' "$out/tests.log") device-generic tests passed"
+  echo "- on CUDA: $(grep -c '::cuda \.\.\. ok' "$out/tests.log") passed, $(grep -c 'skipped on CUDA' "$out/tests.log") of them skipped (no GPU)"
+  echo "- failed: $(grep -c '\.\.\. FAILED' "$out/tests.log")"
+  echo
+  grep -E '^test result' "$out/tests.log" | sort | uniq -c
 } >>"$summary"
 cat "$summary"

@@ -53,14 +53,25 @@ pub async fn start(cfg: TrainConfig, resume: bool) -> (Learner, Client) {
     (learner, client)
 }
 
+/// A lease of work. While the learner trains on the previous iteration's groups it answers
+/// idle (come back later), so an idle answer is asked again, for up to 30 s.
 pub async fn lease(client: &mut Client) -> pb::LeaseResponse {
     let request = pb::LeaseRequest {
         actor_id: "test".into(),
         policy_version: 0,
     };
-    let lease = client.lease(request).await.unwrap().into_inner();
-    assert!(!lease.idle, "expected work, got idle");
-    lease
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let lease = client.lease(request.clone()).await.unwrap().into_inner();
+        if !lease.idle {
+            return lease;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected work, got idle for 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// A valid one-step episode of `lease` (token ids well below the tiny vocabulary).
