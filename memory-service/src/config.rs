@@ -180,6 +180,8 @@ pub struct EmbedderConfig {
     pub model_dir: PathBuf,
     /// Vector dimension of the `hash` embedder (MiniLM is always 384).
     pub dims: usize,
+    /// MiniLM vectors of this many recent inputs are kept (about 2.5 KB each; 0: none).
+    pub cache_entries: usize,
 }
 
 impl Default for EmbedderConfig {
@@ -188,6 +190,7 @@ impl Default for EmbedderConfig {
             kind: EmbedderKind::Minilm,
             model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
             dims: 384,
+            cache_entries: 4096,
         }
     }
 }

@@ -74,3 +74,44 @@ fn missing_model_files_are_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("config.json"), "{msg}");
 }
+
+#[test]
+fn cached_vectors_equal_fresh_ones_and_inputs_past_the_truncation_share_one() {
+    let Some(dir) = model_dir() else { return };
+    let fresh = MiniLmEmbedder::load(&dir).unwrap();
+    let cached = MiniLmEmbedder::load_cached(&dir, 16).unwrap();
+    let story = "you walk through many rooms and look at every object you can find ".repeat(40);
+    let longer = format!("{story} and then you open the fridge");
+    let texts = [
+        "open the door to the hallway",
+        story.as_str(),
+        "look around",
+    ];
+    let first = cached.embed(&texts).unwrap();
+    assert_eq!(cached.cached(), 3);
+    // A batch of cache hits, a repeat inside one batch, and a text that differs only past
+    // the model's 256 word pieces: no new input, so nothing new is cached.
+    let again = cached
+        .embed(&[longer.as_str(), "look around", "look around", texts[0]])
+        .unwrap();
+    assert_eq!(cached.cached(), 3, "every input was seen before");
+    let reference = fresh.embed(&[texts[0], texts[1], texts[2]]).unwrap();
+    let worst = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    for (got, want) in first.iter().zip(&reference) {
+        // Padding to another batch's width changes the sums' order only.
+        assert!(worst(got, want) < 1e-5, "{}", worst(got, want));
+    }
+    assert_eq!(
+        again[0], first[1],
+        "past the truncation the input is the same"
+    );
+    assert_eq!(
+        (&again[1], &again[2], &again[3]),
+        (&first[2], &first[2], &first[0])
+    );
+}

