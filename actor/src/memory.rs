@@ -80,21 +80,35 @@ impl MemoryClient {
             .collect())
     }
 
-    /// The intrinsic reward 1/(n+1) of visiting `state` in `slot` (n similar states seen
-    /// before); the state is recorded.
-    pub async fn novelty(&mut self, slot: &str, state: &str) -> Result<f32, ActorError> {
-        let request = pb::NoveltyRequest {
-            slot: slot.to_string(),
-            state: Some(pb::novelty_request::State::Text(state.to_string())),
-            threshold: None,
-            record: true,
+    /// The intrinsic rewards 1/(n+1) of visiting `states` in `slot`, in order (n similar
+    /// states seen before, the earlier ones of `states` included); the states are recorded.
+    /// One call, its texts embedded together.
+    pub async fn novelty(&mut self, slot: &str, states: &[&str]) -> Result<Vec<f32>, ActorError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = pb::NoveltyBatchRequest {
+            states: states
+                .iter()
+                .map(|state| pb::NoveltyRequest {
+                    slot: slot.to_string(),
+                    state: Some(pb::novelty_request::State::Text(state.to_string())),
+                    threshold: None,
+                    record: true,
+                })
+                .collect(),
         };
         let response = self
             .inner
-            .novelty(request)
+            .novelty_batch(request)
             .await
             .map_err(|s| self.error(s))?;
-        Ok(response.into_inner().reward)
+        Ok(response
+            .into_inner()
+            .results
+            .iter()
+            .map(|r| r.reward)
+            .collect())
     }
 
     /// Stores an episode's entries in `slot`, atomically.

@@ -117,6 +117,8 @@ pub async fn play_group(
         for c in &mut chunks {
             c.clear();
         }
+        // Every active row acts; then the states they reached are counted in one call.
+        let mut stepped = Vec::with_capacity(n);
         for (r, (transcript, generation)) in transcripts.iter_mut().zip(generations).enumerate() {
             if transcript.done {
                 continue;
@@ -125,13 +127,20 @@ pub async fn play_group(
             let action = transcript.act(tok, generation)?;
             let step = env.step(&transcript.env_session, &action);
             let outcome = timed(&mut timing.environment, step).await?;
-            let novelty = match memory.as_deref_mut() {
-                Some(memory) => {
-                    let novelty = memory.novelty(slot, &outcome.observation.text);
-                    timed(&mut timing.memory, novelty).await?
-                }
-                None => 0.0,
-            };
+            stepped.push((r, action, outcome));
+        }
+        let novelty = match memory.as_deref_mut() {
+            Some(memory) => {
+                let states: Vec<&str> = stepped
+                    .iter()
+                    .map(|(_, _, o)| o.observation.text.as_str())
+                    .collect();
+                timed(&mut timing.memory, memory.novelty(slot, &states)).await?
+            }
+            None => vec![0.0; stepped.len()],
+        };
+        for ((r, action, outcome), novelty) in stepped.into_iter().zip(novelty) {
+            let transcript = &mut transcripts[r];
             transcript.record_step(action, outcome, novelty, spec.sampling.max_steps);
             if transcript.done {
                 continue;

@@ -147,6 +147,33 @@ impl<S: TipStore> TipMemoryService<S> {
             .collect())
     }
 
+    /// Counts (and records) each state in order, its texts embedded together.
+    async fn count_novelty(
+        &self,
+        states: Vec<wire::PendingNovelty>,
+    ) -> Result<Vec<pb::NoveltyResponse>, MemoryError> {
+        let recorded = states.iter().filter(|n| n.record).map(|n| n.slot.as_str());
+        let admitted = self.admit(recorded).await?;
+        let counted = async {
+            let vectors = self
+                .vectors(states.iter().map(|n| n.key.clone()).collect())
+                .await?;
+            let mut results = Vec::with_capacity(states.len());
+            for (n, vector) in states.into_iter().zip(vectors) {
+                let similar = self
+                    .store
+                    .novelty(n.slot, vector, n.threshold, n.record)
+                    .await?;
+                results.push(pb::NoveltyResponse {
+                    similar: u32::try_from(similar).unwrap_or(u32::MAX),
+                    reward: 1.0 / (similar as f32 + 1.0),
+                });
+            }
+            Ok::<_, MemoryError>(results)
+        };
+        counted.await.inspect_err(|_| self.unadmit(&admitted))
+    }
+
     async fn vector(&self, key: Key) -> Result<Vec<f32>, MemoryError> {
         Ok(self
             .vectors(vec![key])
@@ -221,26 +248,19 @@ impl<S: TipStore> TipMemory for TipMemoryService<S> {
     ) -> Result<Response<pb::NoveltyResponse>, Status> {
         let _timer = self.latency.start("Novelty");
         let n = self.validator().novelty(request.into_inner())?;
-        let admitted = match n.record {
-            true => self.admit(std::iter::once(n.slot.as_str())).await?,
-            false => Vec::new(),
-        };
-        let counted = async {
-            let vector = self.vector(n.key).await?;
-            let store = &self.store;
-            Ok::<_, MemoryError>(store.novelty(n.slot, vector, n.threshold, n.record).await?)
-        };
-        let similar = match counted.await {
-            Ok(similar) => similar,
-            Err(err) => {
-                self.unadmit(&admitted);
-                return Err(err.into());
-            }
-        };
-        Ok(Response::new(pb::NoveltyResponse {
-            similar: u32::try_from(similar).unwrap_or(u32::MAX),
-            reward: 1.0 / (similar as f32 + 1.0),
-        }))
+        let mut results = self.count_novelty(vec![n]).await?;
+        Ok(Response::new(results.pop().expect("one state, one result")))
+    }
+
+    #[instrument(name = "memory.novelty_batch", skip_all, fields(states = request.get_ref().states.len()))]
+    async fn novelty_batch(
+        &self,
+        request: Request<pb::NoveltyBatchRequest>,
+    ) -> Result<Response<pb::NoveltyBatchResponse>, Status> {
+        let _timer = self.latency.start("NoveltyBatch");
+        let states = self.validator().novelty_batch(request.into_inner())?;
+        let results = self.count_novelty(states).await?;
+        Ok(Response::new(pb::NoveltyBatchResponse { results }))
     }
 
     #[instrument(name = "memory.drop_slot", skip_all, fields(slot = %empo2_proto::prefix(&request.get_ref().slot, 128)))]

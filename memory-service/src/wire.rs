@@ -253,6 +253,30 @@ impl Validator<'_> {
         })
     }
 
+    pub(crate) fn novelty_batch(
+        &self,
+        request: pb::NoveltyBatchRequest,
+    ) -> Result<Vec<PendingNovelty>, MemoryError> {
+        let pb::NoveltyBatchRequest { states } = request;
+        if states.is_empty() || states.len() > self.limits.max_batch {
+            return Err(invalid(format!(
+                "states has {} items; a batch holds 1 to {}",
+                states.len(),
+                self.limits.max_batch
+            )));
+        }
+        states
+            .into_iter()
+            .enumerate()
+            .map(|(i, state)| {
+                self.novelty(state).map_err(|e| match e {
+                    MemoryError::InvalidArgument(m) => invalid(format!("states[{i}]: {m}")),
+                    other => other,
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn snapshot_id(&self, id: String) -> Result<String, MemoryError> {
         let valid = !id.is_empty()
             && id.len() <= 128

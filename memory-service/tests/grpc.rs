@@ -640,3 +640,72 @@ async fn a_client_cannot_make_the_memory_hold_more_slots_than_its_limit() {
         .unwrap();
     client.novelty(record).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_novelty_batch_counts_like_calls_in_order_and_a_bad_state_records_nothing() {
+    let server = start(|_| {}).await;
+    let mut c = client(&server).await;
+    let state = |slot: &str, text: &str| pb::NoveltyRequest {
+        slot: slot.into(),
+        state: Some(pb::novelty_request::State::Text(text.into())),
+        threshold: None,
+        record: true,
+    };
+    let batch = |states| pb::NoveltyBatchRequest { states };
+    // The second hallway counts the first, recorded earlier in the same batch; the kitchen
+    // is new; another slot counts nothing of this one.
+    let got = c
+        .novelty_batch(batch(vec![
+            state("s/1", "You are in the hallway."),
+            state("s/1", "You are in the hallway."),
+            state("s/1", "A kitchen with a fridge and an oven."),
+            state("s/2", "You are in the hallway."),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let similar: Vec<u32> = got.results.iter().map(|r| r.similar).collect();
+    assert_eq!(similar, [0, 1, 0, 0]);
+    assert_eq!(got.results[1].reward, 0.5);
+    // The same as single calls: the hallway has now been seen twice in s/1.
+    let single = c
+        .novelty(state("s/1", "You are in the hallway."))
+        .await
+        .unwrap();
+    assert_eq!(single.into_inner().similar, 2);
+
+    // One bad state (a slot outside the alphabet) fails the batch, naming it, and nothing
+    // of the batch is recorded.
+    let err = c
+        .novelty_batch(batch(vec![
+            state("s/3", "You are in the garden."),
+            state("bad slot!", "You are in the garden."),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("states[1]: "),
+        "{}",
+        err.message()
+    );
+    let garden = c
+        .novelty(state("s/3", "You are in the garden."))
+        .await
+        .unwrap();
+    assert_eq!(
+        garden.into_inner().similar,
+        0,
+        "the failed batch recorded nothing"
+    );
+    // Empty and oversized batches (max_batch = 4 here) are refused.
+    for states in [vec![], vec![state("s/1", "x"); 5]] {
+        let err = c.novelty_batch(batch(states)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().contains("a batch holds 1 to 4"),
+            "{}",
+            err.message()
+        );
+    }
+}

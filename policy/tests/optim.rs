@@ -71,6 +71,24 @@ fn cast(map: &VarMap, dtype: DType) -> VarMap {
     cast
 }
 
+/// `n` steps of `opt` on `map`'s loss.
+fn steps(opt: &mut AdamW, map: &VarMap, n: usize) {
+    for _ in 0..n {
+        opt.step(&loss(map).backward().unwrap()).unwrap();
+    }
+}
+
+/// Six steps of a fresh AdamW at `lr` on `map`, saved to `path` after the third: the weights
+/// at the save, as a checkpoint holds them.
+fn run_with_checkpoint(map: &VarMap, lr: f64, path: &std::path::Path) -> Vec<f32> {
+    let mut opt = AdamW::new(map, lr, 0.0).unwrap();
+    steps(&mut opt, map, 3);
+    opt.save(path).unwrap();
+    let snapshot = values(map);
+    steps(&mut opt, map, 3);
+    snapshot
+}
+
 policy::test_device!(takes_the_same_steps_as_candle_adamw);
 fn takes_the_same_steps_as_candle_adamw(device: &Device) {
     let ours_vars = vars(0.0, device);
@@ -100,24 +118,14 @@ fn saved_state_resumes_the_same_trajectory(device: &Device) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opt.safetensors");
     let straight = vars(1.0, device);
-    let mut opt = AdamW::new(&straight, 1e-2, 0.0).unwrap();
-    for _ in 0..3 {
-        opt.step(&loss(&straight).backward().unwrap()).unwrap();
-    }
-    opt.save(&path).unwrap();
-    let snapshot = values(&straight);
-    for _ in 0..3 {
-        opt.step(&loss(&straight).backward().unwrap()).unwrap();
-    }
+    let snapshot = run_with_checkpoint(&straight, 1e-2, &path);
 
     // A new process: the parameters from the checkpoint, a fresh optimizer loaded from disk.
     let resumed = restore(&snapshot, device);
     let mut opt2 = AdamW::new(&resumed, 1e-2, 0.0).unwrap();
     opt2.load(&path).unwrap();
     assert_eq!(opt2.steps(), 3);
-    for _ in 0..3 {
-        opt2.step(&loss(&resumed).backward().unwrap()).unwrap();
-    }
+    steps(&mut opt2, &resumed, 3);
     assert_eq!(
         values(&resumed),
         values(&straight),
@@ -126,10 +134,7 @@ fn saved_state_resumes_the_same_trajectory(device: &Device) {
 
     // Fresh moments would diverge: the state matters.
     let cold = restore(&snapshot, device);
-    let mut opt3 = AdamW::new(&cold, 1e-2, 0.0).unwrap();
-    for _ in 0..3 {
-        opt3.step(&loss(&cold).backward().unwrap()).unwrap();
-    }
+    steps(&mut AdamW::new(&cold, 1e-2, 0.0).unwrap(), &cold, 3);
     assert_ne!(values(&cold), values(&straight));
 }
 
@@ -188,10 +193,8 @@ fn bf16_parameters_step_through_f32_master_weights(device: &Device) {
     let half = cast(&full, DType::BF16);
     let mut full_opt = AdamW::new(&full, lr, 0.0).unwrap();
     let mut half_opt = AdamW::new(&half, lr, 0.0).unwrap();
-    for _ in 0..200 {
-        full_opt.step(&loss(&full).backward().unwrap()).unwrap();
-        half_opt.step(&loss(&half).backward().unwrap()).unwrap();
-    }
+    steps(&mut full_opt, &full, 200);
+    steps(&mut half_opt, &half, 200);
     let start = values(&cast(&vars(0.0, device), DType::BF16));
     let (f, h) = (values(&full), values(&half));
     let moved = h.iter().zip(&start).filter(|(a, b)| a != b).count();
@@ -225,22 +228,12 @@ fn a_resumed_bf16_run_continues_from_its_master_weights(device: &Device) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opt.safetensors");
     let straight = cast(&vars(1.0, device), DType::BF16);
-    let mut opt = AdamW::new(&straight, 1e-3, 0.0).unwrap();
-    for _ in 0..3 {
-        opt.step(&loss(&straight).backward().unwrap()).unwrap();
-    }
-    opt.save(&path).unwrap();
-    let snapshot = values(&straight);
-    for _ in 0..3 {
-        opt.step(&loss(&straight).backward().unwrap()).unwrap();
-    }
+    let snapshot = run_with_checkpoint(&straight, 1e-3, &path);
     // The checkpoint's bf16 weights, then the optimizer state with its f32 master copy.
     let resumed = cast(&restore(&snapshot, device), DType::BF16);
     let mut opt2 = AdamW::new(&resumed, 1e-3, 0.0).unwrap();
     opt2.load(&path).unwrap();
-    for _ in 0..3 {
-        opt2.step(&loss(&resumed).backward().unwrap()).unwrap();
-    }
+    steps(&mut opt2, &resumed, 3);
     assert_eq!(
         values(&resumed),
         values(&straight),

@@ -154,11 +154,15 @@ fn memory_targets(server: usize) -> Vec<Target> {
         slot: "fuzz/slot".into(),
         ..Default::default()
     };
+    let novelty_batch = NoveltyBatchRequest {
+        states: vec![novelty.clone(); 2],
+    };
     let prefix = "/empo2.memory.v1.TipMemory/";
     let paths = [
         "Insert",
         "Retrieve",
         "Novelty",
+        "NoveltyBatch",
         "DropSlot",
         "Restore",
         "ReleaseSnapshot",
@@ -168,6 +172,7 @@ fn memory_targets(server: usize) -> Vec<Target> {
         encode(insert),
         encode(retrieve),
         encode(novelty),
+        encode(novelty_batch),
         encode(DropSlotRequest {
             slot: "fuzz/slot".into(),
         }),

@@ -25,6 +25,9 @@ const MAX_TOKENS: usize = 256;
 /// Texts embedded per forward pass.
 const BATCH: usize = 32;
 
+/// Vectors by the word pieces the model read.
+type Cache = Mutex<LruCache<Vec<u32>, Arc<[f32]>>>;
+
 /// The all-MiniLM-L6-v2 sentence embedder.
 pub struct MiniLmEmbedder {
     model: BertModel,
@@ -33,7 +36,7 @@ pub struct MiniLmEmbedder {
     dims: usize,
     device: Device,
     /// Recent vectors by input word pieces (none when the cache has no room).
-    cache: Option<Mutex<LruCache<Vec<u32>, Arc<[f32]>>>>,
+    cache: Option<Cache>,
 }
 
 impl MiniLmEmbedder {
