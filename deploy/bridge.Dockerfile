@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1.7
-#
 # The ScienceWorld bridge: serves ScienceWorld (PyPI `scienceworld`, a JVM per episode) over
 # the empo2.env.v1.Environment gRPC protocol (envs/python/bridge).
 #

@@ -166,6 +166,35 @@ impl IterationRecord {
             .map_err(|e| LearnerError::Internal(format!("{}: {e}", path.display())))
     }
 
+    /// Keeps the lines of `<out_dir>/metrics.jsonl` before iteration `step`: a run resumed
+    /// from the checkpoint at `step` redoes the iterations a killed process had recorded
+    /// after it, and a line torn by the kill is dropped. Rewritten whole, then renamed.
+    pub fn keep_before(out_dir: &Path, step: u64) -> Result<(), LearnerError> {
+        let path = out_dir.join("metrics.jsonl");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(LearnerError::Internal(format!("{}: {e}", path.display()))),
+        };
+        let iteration = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["iteration"].as_u64())
+        };
+        let kept: String = text
+            .lines()
+            .filter(|line| iteration(line).is_some_and(|i| i < step))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        if kept == text {
+            return Ok(());
+        }
+        let tmp = out_dir.join("metrics.jsonl.partial");
+        std::fs::write(&tmp, kept)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| LearnerError::Internal(format!("{}: {e}", path.display())))
+    }
+
     /// Exports the figures as `metrics` gauges (`empo2_learner_*`), for Prometheus.
     pub fn export(&self) {
         let gauges = [
@@ -202,5 +231,41 @@ impl IterationRecord {
             metrics::gauge!("empo2_learner_score", "mode" => *mode).set(f64::from(*score));
         }
         metrics::counter!("empo2_learner_episodes_total").increment(self.episodes as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_keeps_the_lines_before_its_step_and_drops_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for iteration in 0..3 {
+            let record = IterationRecord {
+                iteration,
+                ..IterationRecord::default()
+            };
+            record.append_to(dir.path()).unwrap();
+        }
+        let path = dir.path().join("metrics.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"iteration\": 3, \"poli");
+        std::fs::write(&path, text).unwrap();
+
+        IterationRecord::keep_before(dir.path(), 2).unwrap();
+        let iterations: Vec<u64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["iteration"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(iterations, [0, 1]);
+        IterationRecord::keep_before(dir.path(), 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        IterationRecord::keep_before(&dir.path().join("none"), 1).unwrap();
     }
 }

@@ -84,6 +84,7 @@ impl Learner {
                 if state.run_id.is_empty() {
                     state.run_id = new_run_id();
                 }
+                IterationRecord::keep_before(&cfg.out_dir, state.step)?;
                 tracing::info!(checkpoint = %dir.display(), step = state.step, run = %state.run_id, "resumed");
                 state
             }

@@ -2,12 +2,17 @@
 //! the configured iterations on the groups actors bring back, then exits.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use learner::pool::Pool;
 use learner::{Learner, LearnerOptions};
 
 use crate::config::Config;
+
+/// How long a learner that has finished training still answers before it exits: three of
+/// `env register --watch`'s polls.
+const FINISHED_LINGER: Duration = Duration::from_secs(15);
 
 /// Flags of `empo2 learner` (and those shared with `empo2 train`).
 #[derive(Debug, clap::Args)]
@@ -55,7 +60,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("empo2 learner listening on {}", listener.local_addr()?);
-    let server = tokio::spawn(learner::service::serve(
+    let mut server = tokio::spawn(learner::service::serve(
         listener,
         &learner,
         crate::shutdown::signal(),
@@ -63,10 +68,13 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     tokio::select! {
         done = learner.finished() => {
             done?;
-            tracing::info!("training finished");
+            tracing::info!(linger_secs = FINISHED_LINGER.as_secs(), "training finished");
+            // Serve on a little (until a signal at most), so that watchers polling Status
+            // (`env register --watch`) read `finished` instead of finding the learner gone.
+            let _ = tokio::time::timeout(FINISHED_LINGER, &mut server).await;
             Ok(())
         }
-        served = server => {
+        served = &mut server => {
             served??;
             Ok(())
         }
