@@ -185,8 +185,8 @@ check_run() { # PASS: the learner's volume, Qdrant, the bridge, register
   python3 - "$out/metrics.jsonl" "$iterations" <<'PY' || die "pass $1: metrics.jsonl"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-its = sorted({r["iteration"] for r in rows})
-assert its == list(range(int(sys.argv[2]))), f"iterations {its}"
+its = [r["iteration"] for r in rows]
+assert its == list(range(int(sys.argv[2]))), f"iterations {its}: one line per iteration, in order"
 assert all(r["episodes"] > 0 for r in rows), "an iteration without episodes"
 print(f"   metrics.jsonl: {len(rows)} lines, iterations 0..{its[-1]}, "
       f"mean score {rows[0]['mean_score']:.1f} -> {rows[-1]['mean_score']:.1f}, "
